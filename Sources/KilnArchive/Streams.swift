@@ -162,6 +162,14 @@ public final class FileWriter: ByteWriter {
 
     public func finish() throws {}
 
+    /// Cuts the file back to `position` and continues writing there.
+    public func truncate(to position: Int64) throws {
+        guard ftruncate(fd, off_t(position)) == 0, lseek(fd, off_t(position), SEEK_SET) >= 0 else {
+            throw ArchiveError.io("cannot truncate", path: path, errno: errno)
+        }
+        offset = position
+    }
+
     /// Flushes the file to stable storage before it is renamed into place.
     public func sync() throws {
         guard fsync(fd) == 0 || errno == EINVAL else { throw ArchiveError.io("cannot sync", path: path, errno: errno) }

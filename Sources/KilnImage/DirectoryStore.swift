@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KilnArchive
+import KilnOCI
+
+/// An OCI image-layout directory. A new directory is staged beside its final path and
+/// renamed into place; an existing layout is added to, blob by blob (each blob is
+/// written to a temporary name and renamed), with `index.json` replaced last.
+public final class DirectoryStore: LayoutStore {
+    public let path: String
+    private let work: String
+    private let isNew: Bool
+    private var committed = false
+
+    public init(path: String) throws {
+        self.path = path
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw ImageError.invalid("\(path) exists and is not a directory")
+            }
+            let entries = (try? listNames(path)) ?? []
+            guard entries.isEmpty || entries.contains("oci-layout") else {
+                throw ImageError.invalid("\(path) exists and is not an OCI layout; refusing to write into it")
+            }
+            isNew = false
+            work = path
+        } else {
+            isNew = true
+            work = siblingTemp(of: path)
+        }
+        try makeDirectories(work + "/blobs/sha256")
+    }
+
+    deinit { if !committed { abort() } }
+
+    public func putStreamed(name: (Digest) -> String, body: (ByteWriter) throws -> Void) throws -> (digest: Digest, size: Int64) {
+        let tmp = work + "/blobs/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            let file = try FileWriter(creating: tmp)
+            let hasher = HashingWriter(file)
+            try body(hasher)
+            try file.sync()
+            let digest = hasher.digest
+            let final = work + "/" + name(digest)
+            try makeDirectories(parentDirectory(final))
+            guard rename(tmp, final) == 0 else { throw ImageError.io("cannot write \(final): \(errnoMessage())") }
+            return (digest, hasher.count)
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
+    public func putFile(_ name: String, _ bytes: [UInt8]) throws {
+        let final = work + "/" + name
+        let tmp = final + ".tmp-\(getpid())"
+        do {
+            let f = try FileWriter(creating: tmp)
+            try f.write(bytes)
+            try f.sync()
+            guard rename(tmp, final) == 0 else { throw ImageError.io("cannot write \(final): \(errnoMessage())") }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
+    public func existingFile(_ name: String) -> [UInt8]? {
+        isNew ? nil : readSmallFile(path + "/" + name)
+    }
+
+    public func commit() throws {
+        if isNew {
+            guard rename(work, path) == 0 else {
+                throw ImageError.io("cannot move the layout into place at \(path): \(errnoMessage())")
+            }
+        }
+        committed = true
+    }
+
+    public func abort() {
+        if isNew { removeTree(work) }
+        committed = true
+    }
+}
+
+func listNames(_ path: String) throws -> [String] {
+    guard let d = opendir(path) else { throw ImageError.io("cannot list \(path): \(errnoMessage())") }
+    defer { closedir(d) }
+    var names: [String] = []
+    while let e = readdir(d) {
+        let n = withUnsafePointer(to: e.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        }
+        if n != "." && n != ".." { names.append(n) }
+    }
+    return names
+}

@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KilnArchive
+import KilnOCI
+
+/// Where a sink puts its files: a directory or a single tar file. Both stage their
+/// output and make it appear at once on `commit`, so a failure leaves nothing behind.
+public protocol LayoutStore: AnyObject {
+    /// Streams a new entry whose final name depends on the digest of its bytes.
+    /// Returns the digest and size of what `body` wrote. An entry whose name was
+    /// already written is dropped (content-addressed names make it identical).
+    func putStreamed(name: (Digest) -> String, body: (ByteWriter) throws -> Void) throws -> (digest: Digest, size: Int64)
+    /// Writes a small file whole.
+    func putFile(_ name: String, _ bytes: [UInt8]) throws
+    /// Reads back a small file that was already in the destination (`index.json`).
+    func existingFile(_ name: String) -> [UInt8]?
+    func commit() throws
+    func abort()
+}
+
+extension LayoutStore {
+    /// A content-addressed blob at `blobs/sha256/<hex>`.
+    public func putBlob(body: (ByteWriter) throws -> Void) throws -> (digest: Digest, size: Int64) {
+        try putStreamed(name: { "blobs/\($0.algorithm)/\($0.hex)" }, body: body)
+    }
+
+    @discardableResult
+    public func putBlob(_ bytes: [UInt8]) throws -> (digest: Digest, size: Int64) {
+        try putBlob { try $0.write(bytes) }
+    }
+}
+
+func errnoMessage(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
+
+/// A temporary path next to `path`, so the final rename stays on one file system.
+func siblingTemp(of path: String) -> String {
+    let dir = parentDirectory(path)
+    let base = path.split(separator: "/").last.map(String.init) ?? "out"
+    return "\(dir)/.\(base).kiln-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+}
+
+func parentDirectory(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
+func makeDirectories(_ path: String) throws {
+    var cur = path.hasPrefix("/") ? "" : "."
+    for c in path.split(separator: "/") {
+        cur += "/" + c
+        if mkdir(cur, 0o755) != 0 && errno != EEXIST {
+            throw ImageError.io("cannot create directory \(cur): \(errnoMessage())")
+        }
+    }
+}
+
+func removeTree(_ path: String) {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+        if let d = opendir(path) {
+            var names: [String] = []
+            while let e = readdir(d) {
+                let n = withUnsafePointer(to: e.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if n != "." && n != ".." { names.append(n) }
+            }
+            closedir(d)
+            for n in names { removeTree(path + "/" + n) }
+        }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
+}
+
+func readSmallFile(_ path: String, limit: Int = 64 << 20) -> [UInt8]? {
+    guard let r = try? FileReader(path: path) else { return nil }
+    return try? r.readAll(limit: limit)
+}
+
+/// A writer that forwards writes and ignores `finish`, so a pipeline can be
+/// finished without closing the file underneath it.
+final class UnfinishedWriter: ByteWriter {
+    let next: ByteWriter
+    init(_ next: ByteWriter) { self.next = next }
+    func write(_ buffer: UnsafeRawBufferPointer) throws { try next.write(buffer) }
+    func finish() throws {}
+}
+
+/// Errors from reading and writing images.
+public enum ImageError: Error, CustomStringConvertible, Sendable {
+    case io(String)
+    case invalid(String)
+    case digestMismatch(what: String, expected: Digest, actual: Digest)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .io(let s), .invalid(let s), .notFound(let s): return s
+        case .digestMismatch(let what, let expected, let actual):
+            return "\(what): digest mismatch (expected \(expected), got \(actual))"
+        }
+    }
+}

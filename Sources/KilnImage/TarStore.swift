@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KilnArchive
+import KilnOCI
+
+/// A single tar file (OCI archive, docker-archive), written to a temporary file beside
+/// its destination and renamed into place on `commit`.
+///
+/// Streamed entries get a placeholder header that is patched once the body's digest
+/// and size are known, so no layer is ever buffered or written twice.
+public final class TarStore: LayoutStore {
+    public let path: String
+    private let tmp: String
+    private let file: FileWriter
+    private var names: Set<String> = []
+    private var committed = false
+    /// Fixed mtime for the archive's own entries.
+    private let mtime: Int64
+
+    public init(path: String, mtime: Int64 = 0) throws {
+        self.path = path
+        self.tmp = siblingTemp(of: path)
+        self.file = try FileWriter(creating: tmp)
+        self.mtime = mtime
+    }
+
+    deinit { if !committed { abort() } }
+
+    public func putStreamed(name: (Digest) -> String, body: (ByteWriter) throws -> Void) throws -> (digest: Digest, size: Int64) {
+        let start = file.offset
+        try file.write([UInt8](repeating: 0, count: TarBlock.size))
+        let hasher = HashingWriter(UnfinishedWriter(file))
+        try body(hasher)
+        let size = hasher.count
+        let digest = hasher.digest
+        let entryName = name(digest)
+        if names.contains(entryName) {
+            // Same name means same bytes: drop the copy just written.
+            try file.truncate(to: start)
+            return (digest, size)
+        }
+        let header = TarHeader(name: entryName, kind: .regular, mode: 0o644, size: size, mtime: mtime)
+        let encoded = try TarWriter.encode(header)
+        guard encoded.count == TarBlock.size else {
+            throw ImageError.invalid("\(entryName): entries over 8 GiB are not supported in archives yet")
+        }
+        try file.pwrite(encoded, at: start)
+        let pad = Int(TarBlock.padded(size) - size)
+        if pad > 0 { try file.write([UInt8](repeating: 0, count: pad)) }
+        names.insert(entryName)
+        return (digest, size)
+    }
+
+    public func putFile(_ name: String, _ bytes: [UInt8]) throws {
+        guard !names.contains(name) else { return }
+        let tw = TarWriter(UnfinishedWriter(file))
+        try tw.writeHeader(TarHeader(name: name, kind: .regular, mode: 0o644, size: Int64(bytes.count), mtime: mtime))
+        try bytes.withUnsafeBytes { try tw.writeBody($0) }
+        names.insert(name)
+    }
+
+    public func putDirectory(_ name: String) throws {
+        let n = name.hasSuffix("/") ? name : name + "/"
+        guard !names.contains(n) else { return }
+        let tw = TarWriter(UnfinishedWriter(file))
+        try tw.writeHeader(TarHeader(name: n, kind: .directory, mode: 0o755, mtime: mtime))
+        names.insert(n)
+    }
+
+    public func existingFile(_ name: String) -> [UInt8]? { nil }
+
+    public func commit() throws {
+        try file.write([UInt8](repeating: 0, count: 1024))
+        try file.sync()
+        guard rename(tmp, path) == 0 else {
+            throw ImageError.io("cannot move the archive into place at \(path): \(errnoMessage())")
+        }
+        committed = true
+    }
+
+    public func abort() {
+        unlink(tmp)
+        committed = true
+    }
+}

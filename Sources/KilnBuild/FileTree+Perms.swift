@@ -2,29 +2,15 @@
 import Glibc
 #endif
 
-/// A `perms` override: mode, owner and group for every path matching a glob.
-public struct PermOverride: Sendable, Equatable {
-    public var pattern: String
-    public var mode: UInt32?
-    public var uid: Int?
-    public var gid: Int?
-    public init(pattern: String, mode: UInt32? = nil, uid: Int? = nil, gid: Int? = nil) {
-        self.pattern = pattern
-        self.mode = mode
-        self.uid = uid
-        self.gid = gid
-    }
-}
-
 extension FileTree {
     /// Applies overrides in order (a later one wins) to the tar headers' metadata;
     /// nothing on disk changes, so no root is needed (nix2container's `perms`).
     /// Returns the patterns that matched nothing, which are almost always typos.
-    public mutating func apply(_ overrides: [PermOverride]) -> [PermOverride] {
-        var unmatched: [PermOverride] = []
+    public mutating func apply(_ overrides: [Spec.Permission]) -> [Spec.Permission] {
+        var unmatched: [Spec.Permission] = []
         let all = paths
         for o in overrides {
-            let pattern = Glob(o.pattern)
+            let pattern = Glob(o.path)
             var hit = false
             for p in all where pattern.matches(p) {
                 hit = true

@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import KilnArchive
+import KilnImage
+import KilnOCI
+
+/// Turns a spec into an image ready for a sink: contents merged in order into one file
+/// tree, users, `extraCommands`, `perms`, then the config. Nothing is read from the
+/// contents' files here beyond their metadata; bytes flow only when the sink writes.
+public struct ImageBuilder {
+    public let spec: Spec
+    public let staging: Staging
+    /// The clock, consulted only for `created: now`.
+    public var now: () -> Int64 = { Int64(time(nil)) }
+
+    public init(spec: Spec, staging: Staging) {
+        self.spec = spec
+        self.staging = staging
+    }
+
+    public func plan() throws -> PendingImage {
+        let instant = now()
+        let created = resolve(spec.created, instant)
+        let mtime = resolve(spec.effectiveMtime, instant)
+
+        var tree = FileTree()
+        for (i, item) in spec.contents.enumerated() {
+            try add(item, index: i, to: &tree)
+        }
+        if !spec.users.isEmpty || !spec.groups.isEmpty {
+            tree.addUsers(spec.users, groups: spec.groups)
+        }
+        if let script = spec.extraCommands {
+            tree = try runExtraCommands(script, on: tree)
+        }
+        for p in tree.apply(spec.perms) {
+            throw BuildError("\(p.location): perms: \"\(p.path)\" matches nothing in the image")
+        }
+        let layer = try TreeLayer(tree: tree, mtime: mtime.epoch)
+
+        let host = Platform.host
+        let arch = spec.architecture ?? host.architecture
+        let variant = spec.variant ?? (spec.architecture == nil ? host.variant : nil)
+        let config = ImageConfig(
+            architecture: arch, os: spec.os, variant: variant, created: created.text,
+            config: spec.config, rootfs: RootFS(diffIDs: []),
+            history: [History(created: created.text, createdBy: "kiln build", comment: spec.path.split(separator: "/").last.map(String.init))])
+        return PendingImage(name: spec.name, tag: spec.tag, config: config,
+                            layers: [.produced(layer, compression)])
+    }
+
+    var compression: Compression {
+        switch spec.compressor {
+        case .gzip: return .gzip
+        case .zstd: return .zstd
+        case .none: return .none
+        }
+    }
+
+    private func resolve(_ t: CreatedTime, _ instant: Int64) -> (epoch: Int64, text: String) {
+        switch t {
+        case .fixed(let e, let s): return (e, s)
+        case .now: return (instant, RFC3339.format(epochSeconds: instant))
+        }
+    }
+
+    private func add(_ item: ContentItem, index: Int, to tree: inout FileTree) throws {
+        let key: String
+        switch item.kind {
+        case .directory: key = "contents[\(index)]"
+        case .source: key = "contents[\(index)].source"
+        case .archive: key = "contents[\(index)].archive"
+        case .closure: key = "contents[\(index)].closure"
+        }
+        let prefix = "\(item.location): \(key)"
+        var st = stat()
+        guard stat(item.path, &st) == 0 else {
+            throw BuildError("\(prefix): \(item.path): \(String(cString: strerror(errno)))")
+        }
+        guard access(item.path, R_OK) == 0 else {
+            throw BuildError("\(prefix): \(item.path): \(String(cString: strerror(errno)))")
+        }
+        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+        do {
+            switch item.kind {
+            case .directory:
+                guard isDir else { throw BuildError("\(item.path) is not a directory (use `source:` for a file)") }
+                try tree.addHost(resolvedTop(item.path), at: item.target ?? "/", xattrs: spec.xattrs)
+            case .source:
+                let base = item.path.split(separator: "/").last.map(String.init) ?? ""
+                let target = item.target ?? (isDir ? "/" : "/" + base)
+                try tree.addHost(resolvedTop(item.path), at: target, xattrs: spec.xattrs)
+            case .archive:
+                try tree.addArchive(item.path, at: item.target ?? "/", staging: staging, xattrs: spec.xattrs, key: key)
+            case .closure:
+                try tree.addClosure(of: item.path, target: item.target, xattrs: spec.xattrs)
+            }
+        } catch let e as BuildError {
+            throw e.message.hasPrefix(item.location.description) ? e : BuildError("\(prefix): \(e.message)")
+        }
+    }
+
+    /// The item itself is followed when it is a symlink (as `cp -r PATH` follows its
+    /// argument); symlinks inside it are kept as symlinks.
+    private func resolvedTop(_ path: String) throws -> String {
+        guard let r = realpath(path, nil) else { return path }
+        defer { free(r) }
+        return String(cString: r)
+    }
+
+    private func runExtraCommands(_ script: String, on tree: FileTree) throws -> FileTree {
+        let location = spec.keyLocations["extraCommands"].map { "\($0): " } ?? ""
+        let root = staging.newPath("root")
+        guard mkdir(root, 0o755) == 0 else { throw BuildError("cannot create \(root): \(String(cString: strerror(errno)))") }
+        try tree.materialize(at: root)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-e", "-c", script]
+        p.currentDirectoryURL = URL(fileURLWithPath: root)
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = FileHandle.standardError
+        let old = umask(0o022)
+        defer { umask(old) }
+        do { try p.run() } catch { throw BuildError("\(location)extraCommands: cannot start /bin/sh: \(error)") }
+        p.waitUntilExit()
+        guard p.terminationReason == .exit, p.terminationStatus == 0 else {
+            throw BuildError("\(location)extraCommands failed with exit status \(p.terminationStatus)")
+        }
+        return try FileTree.readBack(from: root, previous: tree)
+    }
+}

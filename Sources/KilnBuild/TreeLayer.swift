@@ -1,0 +1,39 @@
+import KilnArchive
+import KilnImage
+
+/// A layer produced from a file tree: entries in their final order, read from the
+/// host only while the tar stream is written.
+public struct TreeLayer: LayerProducer {
+    public let entries: [LayerEntry]
+    public let uncompressedSize: Int64
+
+    public init(tree: FileTree, mtime: Int64) throws {
+        entries = tree.entries(mtime: mtime)
+        var total: Int64 = 1024  // end-of-archive blocks
+        for e in entries { total += try TarWriter.entrySize(e.header) }
+        uncompressedSize = total
+    }
+
+    public func writeTar(to out: ByteWriter) throws {
+        let tar = TarWriter(out)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        for entry in entries {
+            try tar.writeHeader(entry.header)
+            switch entry.source {
+            case .host(let path, let size, _)?:
+                let reader = try FileReader(path: path)
+                try tar.writeBody(from: reader, size: size, what: path, buffer: buffer)
+                // A file that grew since it was listed would silently lose its tail.
+                if try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<1])) != 0 {
+                    throw BuildError("\(path): file grew while it was being read")
+                }
+            case .inline(let bytes)?:
+                try bytes.withUnsafeBytes { try tar.writeBody($0) }
+            case nil:
+                break
+            }
+        }
+        try tar.close(finishOutput: false)
+    }
+}

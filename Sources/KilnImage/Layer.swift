@@ -1,0 +1,46 @@
+import KilnArchive
+import KilnOCI
+
+/// Something that can write a layer's uncompressed tar stream, such as a layer being
+/// built from a file tree. Its digests are learnt while it is written.
+public protocol LayerProducer: Sendable {
+    /// The exact size of the uncompressed tar, known before any byte is produced
+    /// (it lets sinks write tar headers without buffering the layer).
+    var uncompressedSize: Int64 { get }
+    func writeTar(to out: ByteWriter) throws
+}
+
+/// A layer whose blob already exists somewhere (an archive, a layout, a registry).
+/// Its bytes are copied as they are, so digests are preserved.
+public protocol StoredLayer: Sendable {
+    var descriptor: Descriptor { get }
+    var diffID: Digest { get }
+    /// The blob as stored (compressed or not, as `descriptor.mediaType` says).
+    func openBlob() throws -> ByteReader
+}
+
+extension StoredLayer {
+    /// The uncompressed tar stream.
+    public func openUncompressed(limit: Int64? = nil) throws -> ByteReader {
+        try Compression.decompressing(try openBlob(), limit: limit)
+    }
+}
+
+/// A layer on its way into a sink.
+public enum LayerInput: Sendable {
+    /// Produced now and compressed as given where the format stores compressed layers.
+    case produced(any LayerProducer, Compression)
+    case stored(any StoredLayer)
+}
+
+/// The layer media type for a compression, in the OCI or Docker family.
+public func layerMediaType(_ c: Compression, oci: Bool = true) -> String {
+    switch (c, oci) {
+    case (.none, true): return MediaType.ociLayer
+    case (.gzip, true): return MediaType.ociLayerGzip
+    case (.zstd, true): return MediaType.ociLayerZstd
+    case (.none, false): return MediaType.dockerLayer
+    case (.gzip, false): return MediaType.dockerLayerGzip
+    case (.zstd, false): return MediaType.dockerLayerZstd
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import KilnBuild
+import KilnImage
+import KilnOCI
+
+struct Build: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build an image from a YAML (or JSON) spec.",
+        discussion: """
+            The output is reproducible: it depends only on the spec and the bytes of the \
+            contents, not on mtimes, umask, user, locale, TZ or the clock (unless `created: now`).
+
+            Examples:
+              kiln build image.yaml -o hello.tar                 # docker-archive, for docker/podman load
+              kiln build image.yaml --format oci -o hello-oci    # OCI layout directory
+              kiln build image.yaml --format oci-archive -o hello.oci.tar --tag example/hello:1.0
+            """)
+
+    @Argument(help: "The spec file.")
+    var spec: String
+
+    @Option(name: .shortAndLong, help: "Where to write the image (default: NAME.tar, or NAME for --format oci).")
+    var output: String?
+
+    @Option(help: "Output format: docker-archive, oci or oci-archive.")
+    var format: OutputFormat = .dockerArchive
+
+    @Option(help: "Override the spec's name and tag: NAME[:TAG].")
+    var tag: String?
+
+    @Flag(help: "Print the result as JSON (reference, digests, layers) on stdout.")
+    var json = false
+
+    mutating func run() throws {
+        try reportingErrors {
+            var spec = try Spec.load(path: self.spec)
+            if let t = tag {
+                let (name, tg) = try splitNameTag(t)
+                spec.name = name
+                spec.tag = tg ?? spec.tag
+            }
+            let staging = try Staging()
+            let image = try ImageBuilder(spec: spec, staging: staging).plan()
+            let base = spec.name.split(separator: "/").last.map(String.init) ?? "image"
+            let out = output ?? (format == .oci ? base : base + ".tar")
+            let written: WrittenImage
+            switch format {
+            case .dockerArchive:
+                written = try DockerArchiveSink(store: try TarStore(path: out)).write(image)
+            case .oci:
+                written = try OCISink(store: try DirectoryStore(path: out)).write(image)
+            case .ociArchive:
+                written = try OCISink(store: try TarStore(path: out)).write(image)
+            }
+            if json {
+                print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))
+            } else {
+                print("\(format.rawValue):\(out) \(written.reference) \(written.manifestDigest)")
+            }
+        }
+    }
+}
+
+/// `name[:tag]`, validated against the reference grammar.
+func splitNameTag(_ s: String) throws -> (String, String?) {
+    var name = s
+    var tag: String?
+    if let colon = s.lastIndex(of: ":"), !s[s.index(after: colon)...].contains("/") {
+        name = String(s[..<colon])
+        tag = String(s[s.index(after: colon)...])
+    }
+    try ReferenceGrammar.validateName(name)
+    if let tag { try ReferenceGrammar.validateTag(tag) }
+    return (name, tag)
+}

@@ -120,14 +120,25 @@ public struct ImageBuilder {
         p.arguments = ["-e", "-c", script]
         p.currentDirectoryURL = URL(fileURLWithPath: root)
         p.standardInput = FileHandle.nullDevice
-        p.standardOutput = FileHandle.standardError
+        // The script's output is kept aside: shown after a success, summarised in the
+        // one-line error after a failure.
+        let log = staging.newPath("extraCommands.log")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        guard let logHandle = FileHandle(forWritingAtPath: log) else { throw BuildError("cannot create \(log)") }
+        p.standardOutput = logHandle
+        p.standardError = logHandle
         let old = umask(0o022)
         defer { umask(old) }
         do { try p.run() } catch { throw BuildError("\(location)extraCommands: cannot start /bin/sh: \(error)") }
         p.waitUntilExit()
+        try? logHandle.close()
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         guard p.terminationReason == .exit, p.terminationStatus == 0 else {
-            throw BuildError("\(location)extraCommands failed with exit status \(p.terminationStatus)")
+            let tail = output.split(separator: "\n").suffix(3).joined(separator: " | ")
+            let how = p.terminationReason == .exit ? "exit status \(p.terminationStatus)" : "signal \(p.terminationStatus)"
+            throw BuildError("\(location)extraCommands failed with \(how)" + (tail.isEmpty ? "" : "; last output: \(tail)"))
         }
+        if !output.isEmpty { FileHandle.standardError.write(Data(output.utf8)) }
         return try FileTree.readBack(from: root, previous: tree)
     }
 }

@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func failingExtraCommands() throws {
-        try expectFailure("name: t/x\nextraCommands: |\n  echo oops >&2\n  exit 3\n", mentions: ["extraCommands", "3"])
+        try expectFailure("name: t/x\nextraCommands: |\n  echo oops >&2\n  exit 3\n", mentions: ["image.yaml:2", "extraCommands", "exit status 3", "oops"])
     }
 
     @Test func unresolvableLibrary() throws {

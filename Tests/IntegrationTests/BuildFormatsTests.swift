@@ -48,7 +48,9 @@ func writeShellSpec(in dir: TempDir, name: String = "kiln-test/shell", tag: Stri
         let ts = try kiln(["tarsum", dir.path + "/" + layerTar]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(ts == legacy["checksum"] as? String)
 
-        let storage = dir.path + "/podman"
+        // podman refuses a run root longer than 50 characters.
+        let storage = "/tmp/kp-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: storage) }
         let podman = ["--root", storage + "/root", "--runroot", storage + "/run", "--storage-driver", "vfs"]
         let load = try run("podman", podman + ["load", "-i", dir.path + "/img.tar"])
         #expect(load.stdout.contains("kiln-test/shell:v1"))

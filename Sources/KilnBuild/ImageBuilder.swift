@@ -123,7 +123,7 @@ public struct ImageBuilder {
         // The script's output is kept aside: shown after a success, summarised in the
         // one-line error after a failure.
         let log = staging.newPath("extraCommands.log")
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         guard let logHandle = FileHandle(forWritingAtPath: log) else { throw BuildError("cannot create \(log)") }
         p.standardOutput = logHandle
         p.standardError = logHandle

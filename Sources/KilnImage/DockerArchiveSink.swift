@@ -62,9 +62,7 @@ public struct DockerArchiveSink: ImageSink {
             layerPaths.append("\(layerID)/layer.tar")
             ids.append(layerID)
         }
-        var config = image.config
-        config.rootfs = RootFS(diffIDs: diffIDs)
-        let configBytes = try CanonicalJSON.encode(config)
+        let configBytes = try image.configBytes(diffIDs: diffIDs)
         let configDigest = Digest.sha256(configBytes)
         try store.putFile("\(configDigest.hex).json", configBytes)
         let tag = image.tag ?? PendingImage.derivedTag(configDigest: configDigest)

@@ -11,12 +11,47 @@ public struct PendingImage: Sendable {
     public var tag: String?
     public var config: ImageConfig
     public var layers: [LayerInput]
+    /// When copying an image: its config and manifest exactly as the source stores
+    /// them, written unchanged so every digest is preserved.
+    public var stored: StoredDocuments?
 
-    public init(name: String, tag: String?, config: ImageConfig, layers: [LayerInput]) {
+    public init(name: String, tag: String?, config: ImageConfig, layers: [LayerInput], stored: StoredDocuments? = nil) {
         self.name = name
         self.tag = tag
         self.config = config
         self.layers = layers
+        self.stored = stored
+    }
+
+    /// The config bytes to write: the stored ones, or the canonical encoding of
+    /// `config` with the diffIDs the sink produced.
+    func configBytes(diffIDs: [Digest]) throws -> [UInt8] {
+        if let stored { return stored.config }
+        var c = config
+        c.rootfs = RootFS(diffIDs: diffIDs)
+        return try CanonicalJSON.encode(c)
+    }
+}
+
+/// A config and manifest as stored by a source.
+public struct StoredDocuments: Sendable {
+    public var config: [UInt8]
+    public var manifest: [UInt8]
+    public var manifestMediaType: String
+
+    public init(config: [UInt8], manifest: [UInt8], manifestMediaType: String) {
+        self.config = config
+        self.manifest = manifest
+        self.manifestMediaType = manifestMediaType
+    }
+}
+
+extension SourceImage {
+    /// This image as input to a sink, unchanged: same layers, config and manifest.
+    public func pending(name: String, tag: String?) -> PendingImage {
+        PendingImage(name: name, tag: tag, config: config, layers: layers.map { .stored($0) },
+                     stored: StoredDocuments(config: configBytes, manifest: manifestBytes,
+                                             manifestMediaType: manifest.mediaType ?? MediaType.ociManifest))
     }
 }
 

@@ -1,7 +1,7 @@
 /// An image location in skopeo's transport syntax (containers-transports(5)).
 public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
-    /// `docker-archive:PATH`
-    case dockerArchive(path: String)
+    /// `docker-archive:PATH[:NAME[:TAG]]` (the name only matters when writing)
+    case dockerArchive(path: String, reference: String? = nil)
     /// `oci:DIR[:TAG]`
     case oci(path: String, tag: String?)
     /// `oci-archive:PATH[:TAG]`
@@ -16,7 +16,12 @@ public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
         guard !rest.isEmpty else { throw ImageError.invalid("\"\(s)\": missing path after \"\(transport):\"") }
         switch transport {
         case "docker-archive":
-            self = .dockerArchive(path: rest)
+            if let c = rest.firstIndex(of: ":") {
+                let ref = String(rest[rest.index(after: c)...])
+                self = .dockerArchive(path: String(rest[..<c]), reference: ref.isEmpty ? nil : ref)
+            } else {
+                self = .dockerArchive(path: rest)
+            }
         case "oci":
             let (p, t) = ImageReference.splitTag(rest)
             self = .oci(path: p, tag: t)
@@ -25,6 +30,28 @@ public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
             self = .ociArchive(path: p, tag: t)
         default:
             throw ImageError.invalid("unknown transport \"\(transport)\" in \"\(s)\" (supported: docker-archive, oci, oci-archive)")
+        }
+    }
+
+    /// The sink that writes this reference.
+    public func sink() throws -> any ImageSink {
+        switch self {
+        case .dockerArchive(let p, _): return DockerArchiveSink(store: try TarStore(path: p))
+        case .oci(let p, _): return OCISink(store: try DirectoryStore(path: p))
+        case .ociArchive(let p, _): return OCISink(store: try TarStore(path: p))
+        }
+    }
+
+    /// The name and tag this reference gives an image it writes, if any.
+    public var destinationName: (name: String?, tag: String?) {
+        switch self {
+        case .dockerArchive(_, let r?):
+            if let c = r.lastIndex(of: ":"), !r[r.index(after: c)...].contains("/") {
+                return (String(r[..<c]), String(r[r.index(after: c)...]))
+            }
+            return (r, "latest")
+        case .oci(_, let t), .ociArchive(_, let t): return (nil, t)
+        default: return (nil, nil)
         }
     }
 
@@ -38,7 +65,7 @@ public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .dockerArchive(let p): return "docker-archive:\(p)"
+        case .dockerArchive(let p, let r): return "docker-archive:\(p)" + (r.map { ":\($0)" } ?? "")
         case .oci(let p, let t): return "oci:\(p)" + (t.map { ":\($0)" } ?? "")
         case .ociArchive(let p, let t): return "oci-archive:\(p)" + (t.map { ":\($0)" } ?? "")
         }
@@ -47,7 +74,7 @@ public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
     /// The source that reads this reference.
     public func source() throws -> any ImageSource {
         switch self {
-        case .dockerArchive(let p): return try DockerArchiveSource(path: p)
+        case .dockerArchive(let p, _): return try DockerArchiveSource(path: p)
         case .oci(let p, let t): return OCILayoutSource(blobs: DirectoryBlobs(root: p), tag: t, what: description)
         case .ociArchive(let p, let t): return OCILayoutSource(blobs: try TarIndex(path: p), tag: t, what: description)
         }

@@ -44,3 +44,13 @@ public func layerMediaType(_ c: Compression, oci: Bool = true) -> String {
     case (.zstd, false): return MediaType.dockerLayerZstd
     }
 }
+
+/// The OCI layer media type for a Docker one (unchanged when already OCI).
+public func ociLayerMediaType(_ type: String) -> String {
+    switch type {
+    case MediaType.dockerLayer: return MediaType.ociLayer
+    case MediaType.dockerLayerGzip: return MediaType.ociLayerGzip
+    case MediaType.dockerLayerZstd: return MediaType.ociLayerZstd
+    default: return type
+    }
+}

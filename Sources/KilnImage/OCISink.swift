@@ -45,15 +45,29 @@ public struct OCISink: ImageSink {
                 diffIDs.append(layer.diffID)
             }
         }
-        var config = image.config
-        config.rootfs = RootFS(diffIDs: diffIDs)
-        let configBlob = try store.putBlob(try CanonicalJSON.encode(config))
+        let configBlob = try store.putBlob(try image.configBytes(diffIDs: diffIDs))
         let tag = image.tag ?? PendingImage.derivedTag(configDigest: configBlob.digest)
-        let manifest = Manifest(
-            mediaType: MediaType.ociManifest,
-            config: Descriptor(mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size),
-            layers: layers)
-        let manifestBlob = try store.putBlob(try CanonicalJSON.encode(manifest))
+        let manifestBytes: [UInt8]
+        let manifestType: String
+        if let stored = image.stored, stored.manifestMediaType == MediaType.ociManifest {
+            // A copy keeps the source's OCI manifest byte for byte.
+            manifestBytes = stored.manifest
+            manifestType = stored.manifestMediaType
+        } else {
+            // Built images, and Docker v2s2 manifests converted as skopeo does (OCI
+            // layouts index only OCI manifests): same blobs, OCI media types.
+            let manifest = Manifest(
+                mediaType: MediaType.ociManifest,
+                config: Descriptor(mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size),
+                layers: layers.map { d in
+                    var d = d
+                    d.mediaType = ociLayerMediaType(d.mediaType)
+                    return d
+                })
+            manifestBytes = try CanonicalJSON.encode(manifest)
+            manifestType = MediaType.ociManifest
+        }
+        let manifestBlob = try store.putBlob(manifestBytes)
 
         // Keep the other tags of an existing layout; this tag now names the new manifest.
         var index = Index(manifests: [])
@@ -62,7 +76,7 @@ public struct OCISink: ImageSink {
             index.manifests.removeAll { $0.annotations?[AnnotationKey.refName] == tag }
         }
         index.manifests.append(Descriptor(
-            mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size,
+            mediaType: manifestType, digest: manifestBlob.digest, size: manifestBlob.size,
             annotations: [AnnotationKey.refName: tag]))
         try store.putFile("oci-layout", Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8))
         try store.putFile("index.json", try CanonicalJSON.encode(index))

@@ -87,10 +87,15 @@ public final class TarWriter {
         if split == nil { pax.append(("path", nameBytes)) }
         let linkBytes = Array(h.linkName.utf8)
         if linkBytes.count > 100 { pax.append(("linkpath", linkBytes)) }
-        if h.bodySize > maxOctal11 || h.size > maxOctal11 { pax.append(("size", Array(String(h.size).utf8))) }
+        // Only a body needs its size recorded: a pax `size` on a link or directory
+        // would make readers that honour it (GNU tar) expect data that is not there.
+        if h.bodySize > maxOctal11 { pax.append(("size", Array(String(h.bodySize).utf8))) }
         if h.uid > maxOctal7 || h.uid < 0 { pax.append(("uid", Array(String(h.uid).utf8))) }
         if h.gid > maxOctal7 || h.gid < 0 { pax.append(("gid", Array(String(h.gid).utf8))) }
         if h.mtime > maxOctal11 || h.mtime < 0 { pax.append(("mtime", Array(String(h.mtime).utf8))) }
+        // The ustar owner name fields hold 32 bytes; longer names would be cut.
+        if h.uname.utf8.count > 32 { pax.append(("uname", Array(h.uname.utf8))) }
+        if h.gname.utf8.count > 32 { pax.append(("gname", Array(h.gname.utf8))) }
         for key in h.xattrs.keys.sorted() { pax.append(("SCHILY.xattr." + key, h.xattrs[key]!)) }
 
         var out: [UInt8] = []

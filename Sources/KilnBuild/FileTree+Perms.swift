@@ -27,7 +27,7 @@ extension FileTree {
 }
 
 /// Shell-style globs over image paths: `*`, `?` and `[…]` within one component
-/// (fnmatch), `**` for any number of components, including none.
+/// (fnmatch), `**` for any number of components (at least one when it ends the pattern).
 public struct Glob: Sendable {
     let parts: [String]
 
@@ -45,6 +45,9 @@ public struct Glob: Sendable {
         guard let first = p.first else { return c.isEmpty }
         if first == "**" {
             let rest = p.dropFirst()
+            // A trailing `**` means "everything below" (as in .gitignore): at least one
+            // component, so `/data/**` does not touch `/data` itself.
+            if rest.isEmpty { return !c.isEmpty }
             var i = c.startIndex
             while true {
                 if match(rest, c[i...]) { return true }

@@ -17,14 +17,15 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
-        // System libraries, installed by scripts/setup (zlib1g-dev, libzstd-dev).
+        // System libraries, installed by scripts/setup (zlib1g-dev, libzstd-dev, libdeflate-dev).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        .systemLibrary(name: "CLibdeflate", path: "Sources/CLibdeflate"),
 
         .target(name: "CKilnSys"),
 
         .target(name: "KilnOCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "KilnArchive", dependencies: ["KilnOCI", "CZlib", "CZstd", "CKilnSys"]),
+        .target(name: "KilnArchive", dependencies: ["KilnOCI", "CZlib", "CZstd", "CLibdeflate", "CKilnSys"]),
         .target(name: "KilnImage", dependencies: ["KilnOCI", "KilnArchive"]),
         .target(name: "KilnBuild", dependencies: ["KilnOCI", "KilnArchive", "KilnImage", "CKilnSys", "Yams"]),
         .executableTarget(name: "kiln", dependencies: [

@@ -20,7 +20,7 @@ public enum Compression: String, Sendable, CaseIterable {
     public func writer(_ next: ByteWriter) -> ByteWriter {
         switch self {
         case .none: return PassthroughWriter(next)
-        case .gzip: return GzipWriter(next)
+        case .gzip: return ParallelGzipWriter(next)
         case .zstd: return ZstdWriter(next)
         }
     }

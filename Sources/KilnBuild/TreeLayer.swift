@@ -14,22 +14,32 @@ public struct TreeLayer: LayerProducer {
         uncompressedSize = total
     }
 
-    public func writeTar(to out: ByteWriter) throws {
+    public func writeTar(to out: ByteWriter, tarsum: TarsumAccumulator?) throws {
         let tar = TarWriter(out)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         for entry in entries {
             try tar.writeHeader(entry.header)
+            tarsum?.tarsum.beginEntry(entry.header)
             switch entry.source {
             case .host(let path, let size, _)?:
                 let reader = try FileReader(path: path)
-                try tar.writeBody(from: reader, size: size, what: path, buffer: buffer)
+                var left = size
+                while left > 0 {
+                    let n = try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(min(Int64(buffer.count), left))]))
+                    if n == 0 { throw BuildError("\(path): file shrank while it was being read") }
+                    let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<n])
+                    try tar.writeBody(chunk)
+                    tarsum?.tarsum.update(chunk)
+                    left -= Int64(n)
+                }
                 // A file that grew since it was listed would silently lose its tail.
                 if try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<1])) != 0 {
                     throw BuildError("\(path): file grew while it was being read")
                 }
             case .inline(let bytes)?:
                 try bytes.withUnsafeBytes { try tar.writeBody($0) }
+                tarsum?.tarsum.update(bytes)
             case nil:
                 break
             }

@@ -53,6 +53,15 @@ public final class DirectoryStore: LayoutStore {
         }
     }
 
+    public func putKnown(_ name: String, size: Int64, body: (ByteWriter) throws -> Void) throws -> Digest {
+        let written = try putStreamed(name: { _ in name }) { out in
+            let counted = ExactSizeWriter(out, size: size, what: name)
+            try body(counted)
+            try counted.check()
+        }
+        return written.digest
+    }
+
     public func putFile(_ name: String, _ bytes: [UInt8]) throws {
         let final = work + "/" + name
         let tmp = final + ".tmp-\(getpid())"
@@ -65,6 +74,10 @@ public final class DirectoryStore: LayoutStore {
             unlink(tmp)
             throw error
         }
+    }
+
+    public func putDirectory(_ name: String) throws {
+        try makeDirectories(work + "/" + name)
     }
 
     public func existingFile(_ name: String) -> [UInt8]? {

@@ -2,64 +2,83 @@ import KilnArchive
 import KilnOCI
 
 /// Writes a docker-archive (the `docker save` format) that `docker load`, `podman load`
-/// and `skopeo copy docker-archive:` read: `manifest.json`, the config, uncompressed
+/// and `skopeo copy docker-archive:` read: `manifest.json`, the configs, uncompressed
 /// layers, and the pre-1.10 legacy layout the seed writes (`repositories`, and per
 /// layer `<id>/VERSION`, `<id>/json` with the layer's tarsum, `<id>/layer.tar`).
-/// `manifest.json` points at the same `<id>/layer.tar`, so no layer is stored twice.
+/// `manifest.json` points at the same `<id>/layer.tar`, so no layer is stored twice,
+/// and several images share the layers they have in common (mergeImages).
 ///
 /// A layer's `<id>` is the hex of its ChainID: unique per position in the stack,
 /// and the same whenever the same layers are stacked the same way.
 public struct DockerArchiveSink: ImageSink {
-    public let store: TarStore
+    public let store: any LayoutStore
+    /// A sequential store (a pipe) needs each layer's name and size before its bytes,
+    /// so layers are read twice: once for their digests, once to write them.
+    let sequential: Bool
 
-    public init(store: TarStore) { self.store = store }
+    /// An archive file, written to a temporary file and renamed.
+    public init(store: TarStore) {
+        self.store = store
+        self.sequential = false
+    }
+
+    /// An archive streamed front to back, for `| podman load`.
+    public init(streamingTo store: StreamStore) {
+        self.store = store
+        self.sequential = true
+    }
 
     public func write(_ image: PendingImage) throws -> WrittenImage {
+        try writeAll([image])[0]
+    }
+
+    /// Writes several images into one archive that `docker load` and `podman load`
+    /// read in one go.
+    public func writeAll(_ images: [PendingImage]) throws -> [WrittenImage] {
         do {
-            let result = try writeUnchecked(image)
+            var entries: [DockerArchiveManifestEntry] = []
+            var repositories: [String: [String: String]] = [:]
+            var results: [WrittenImage] = []
+            var layerInfo: [String: String] = [:]  // layer id → tarsum, for shared layers
+            for image in images {
+                let (entry, result, top) = try writeImage(image, known: &layerInfo)
+                entries.append(entry)
+                if let top { repositories[image.name, default: [:]][result.tag] = top }
+                results.append(result)
+            }
+            try store.putFile("manifest.json", try CanonicalJSON.encode(entries))
+            if !repositories.isEmpty { try store.putFile("repositories", try CanonicalJSON.encode(repositories)) }
             try store.commit()
-            return result
+            return results
         } catch {
             store.abort()
             throw error
         }
     }
 
-    private func writeUnchecked(_ image: PendingImage) throws -> WrittenImage {
+    private func writeImage(_ image: PendingImage, known: inout [String: String])
+        throws -> (DockerArchiveManifestEntry, WrittenImage, String?) {
         var diffIDs: [Digest] = []
         var layers: [Descriptor] = []
-        var layerPaths: [String] = []
         var ids: [String] = []
         for input in image.layers {
             let parentChain = Digest.chainIDs(diffIDs).last
             func id(for diffID: Digest) -> String {
                 parentChain.map { Digest.sha256(Array("\($0) \(diffID)".utf8)).hex } ?? diffID.hex
             }
-            let written = try store.putStreamed(name: { "\(id(for: $0))/layer.tar" }) { out in
-                switch input {
-                case .produced(let producer, _):
-                    try producer.writeTar(to: out)
-                case .stored(let layer):
-                    try layer.openUncompressed().copy(to: out)
-                }
-                try out.finish()
+            let (diffID, size, checksum) = try writeLayer(input, id: id)
+            let layerID = id(for: diffID)
+            if known[layerID] == nil {
+                var legacy: [String: String] = ["id": layerID, "checksum": checksum]
+                if let parent = ids.last { legacy["parent"] = parent }
+                if let created = image.config.created { legacy["created"] = created }
+                try store.putDirectory(layerID)
+                try store.putFile("\(layerID)/VERSION", Array("1.0".utf8))
+                try store.putFile("\(layerID)/json", try CanonicalJSON.encode(legacy))
+                known[layerID] = checksum
             }
-            if case .stored(let layer) = input, written.digest != layer.diffID {
-                throw ImageError.digestMismatch(what: "layer \(layer.descriptor.digest) (uncompressed)", expected: layer.diffID, actual: written.digest)
-            }
-            let layerID = id(for: written.digest)
-            // The tarsum is read back from the archive (still in the page cache), so it is
-            // computed by the same hardened reader whatever produced the layer.
-            let checksum = try Tarsum.compute(reader: store.reader(for: "\(layerID)/layer.tar")!, version: .v1)
-            var legacy: [String: String] = ["id": layerID, "checksum": checksum]
-            if let parent = ids.last { legacy["parent"] = parent }
-            if let created = image.config.created { legacy["created"] = created }
-            try store.putDirectory(layerID)
-            try store.putFile("\(layerID)/VERSION", Array("1.0".utf8))
-            try store.putFile("\(layerID)/json", try CanonicalJSON.encode(legacy))
-            diffIDs.append(written.digest)
-            layers.append(Descriptor(mediaType: MediaType.dockerLayer, digest: written.digest, size: written.size))
-            layerPaths.append("\(layerID)/layer.tar")
+            diffIDs.append(diffID)
+            layers.append(Descriptor(mediaType: MediaType.dockerLayer, digest: diffID, size: size))
             ids.append(layerID)
         }
         let configBytes = try image.configBytes(diffIDs: diffIDs)
@@ -67,17 +86,62 @@ public struct DockerArchiveSink: ImageSink {
         try store.putFile("\(configDigest.hex).json", configBytes)
         let tag = image.tag ?? PendingImage.derivedTag(configDigest: configDigest)
         let repoTag = "\(image.name):\(tag)"
-        let manifest = [DockerArchiveManifestEntry(Config: "\(configDigest.hex).json", RepoTags: [repoTag], Layers: layerPaths)]
-        try store.putFile("manifest.json", try CanonicalJSON.encode(manifest))
-        if let top = ids.last {
-            try store.putFile("repositories", try CanonicalJSON.encode([image.name: [tag: top]]))
-        }
+        let entry = DockerArchiveManifestEntry(Config: "\(configDigest.hex).json", RepoTags: [repoTag],
+                                               Layers: ids.map { "\($0)/layer.tar" })
         // The digest a registry would show for this image as a Docker v2s2 manifest.
         let v2 = Manifest(mediaType: MediaType.dockerManifest,
                           config: Descriptor(mediaType: MediaType.dockerConfig, digest: configDigest, size: Int64(configBytes.count)),
                           layers: layers)
-        return WrittenImage(reference: repoTag, tag: tag, manifestDigest: Digest.sha256(try CanonicalJSON.encode(v2)),
-                            configDigest: configDigest, layers: layers, diffIDs: diffIDs)
+        let result = WrittenImage(reference: repoTag, tag: tag, manifestDigest: Digest.sha256(try CanonicalJSON.encode(v2)),
+                                  configDigest: configDigest, layers: layers, diffIDs: diffIDs)
+        return (entry, result, ids.last)
+    }
+
+    /// Writes one layer's uncompressed tar as `<id>/layer.tar`; returns its diffID, size
+    /// and tarsum.
+    private func writeLayer(_ input: LayerInput, id: (Digest) -> String) throws -> (Digest, Int64, String) {
+        switch input {
+        case .produced(let producer, _):
+            let tarsum = TarsumAccumulator()
+            if sequential {
+                let hasher = HashingWriter(nil)
+                try producer.writeTar(to: hasher, tarsum: tarsum)
+                let name = "\(id(hasher.digest))/layer.tar"
+                let written = try store.putKnown(name, size: producer.uncompressedSize) { try producer.writeTar(to: $0) }
+                guard written == hasher.digest else {
+                    throw ImageError.invalid("\(name): the layer changed between its two passes (did a file change during the build?)")
+                }
+                return (written, producer.uncompressedSize, tarsum.finish())
+            }
+            let written = try store.putStreamed(name: { "\(id($0))/layer.tar" }) { out in
+                try producer.writeTar(to: out, tarsum: tarsum)
+            }
+            return (written.digest, written.size, tarsum.finish())
+        case .stored(let layer):
+            // The tarsum is computed by the hardened reader from the bytes as they pass.
+            func pass(into out: ByteWriter) throws -> (String, Int64, Digest) {
+                let counted = HashingWriter(out)
+                let tee = TeeReader(try layer.openUncompressed(), counted)
+                let checksum = try Tarsum.compute(reader: tee, version: .v1)
+                try tee.drain()
+                return (checksum, counted.count, counted.digest)
+            }
+            let what = "layer \(layer.descriptor.digest) (uncompressed)"
+            if sequential {
+                let (checksum, size, digest) = try pass(into: NullWriter())
+                guard digest == layer.diffID else { throw ImageError.digestMismatch(what: what, expected: layer.diffID, actual: digest) }
+                _ = try store.putKnown("\(id(digest))/layer.tar", size: size) { out in _ = try pass(into: out) }
+                return (digest, size, checksum)
+            }
+            var checksum = ""
+            let written = try store.putStreamed(name: { "\(id($0))/layer.tar" }) { out in
+                checksum = try pass(into: out).0
+            }
+            guard written.digest == layer.diffID else {
+                throw ImageError.digestMismatch(what: what, expected: layer.diffID, actual: written.digest)
+            }
+            return (written.digest, written.size, checksum)
+        }
     }
 }
 
@@ -88,3 +152,23 @@ public struct DockerArchiveManifestEntry: Codable, Sendable {
     public var Layers: [String]
 }
 
+/// Copies everything read through it to a writer.
+final class TeeReader: ByteReader {
+    let source: ByteReader
+    let copy: ByteWriter
+    init(_ source: ByteReader, _ copy: ByteWriter) {
+        self.source = source
+        self.copy = copy
+    }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try source.read(into: buffer)
+        if n > 0 { try copy.write(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
+        return n
+    }
+    /// Reads (and copies) whatever the consumer left, such as padding after the tar's end.
+    func drain() throws {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buf.deallocate() }
+        while try read(into: buf) > 0 {}
+    }
+}

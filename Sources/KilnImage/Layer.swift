@@ -7,7 +7,20 @@ public protocol LayerProducer: Sendable {
     /// The exact size of the uncompressed tar, known before any byte is produced
     /// (it lets sinks write tar headers without buffering the layer).
     var uncompressedSize: Int64 { get }
-    func writeTar(to out: ByteWriter) throws
+    /// Writes the tar stream; when `tarsum` is given, feeds it every entry as written,
+    /// so Docker's legacy checksum costs no extra pass.
+    func writeTar(to out: ByteWriter, tarsum: TarsumAccumulator?) throws
+}
+
+extension LayerProducer {
+    public func writeTar(to out: ByteWriter) throws { try writeTar(to: out, tarsum: nil) }
+}
+
+/// A tarsum being computed while a layer is written.
+public final class TarsumAccumulator {
+    public var tarsum: Tarsum
+    public init(version: TarsumVersion = .v1) { tarsum = Tarsum(version: version) }
+    public func finish() -> String { tarsum.finish() }
 }
 
 /// A layer whose blob already exists somewhere (an archive, a layout, a registry).

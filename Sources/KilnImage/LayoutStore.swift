@@ -11,8 +11,13 @@ public protocol LayoutStore: AnyObject {
     /// Returns the digest and size of what `body` wrote. An entry whose name was
     /// already written is dropped (content-addressed names make it identical).
     func putStreamed(name: (Digest) -> String, body: (ByteWriter) throws -> Void) throws -> (digest: Digest, size: Int64)
+    /// Streams an entry whose name and size are known before its bytes: the only kind
+    /// a sequential store (a pipe) can take. `body` must write exactly `size` bytes.
+    func putKnown(_ name: String, size: Int64, body: (ByteWriter) throws -> Void) throws -> Digest
     /// Writes a small file whole.
     func putFile(_ name: String, _ bytes: [UInt8]) throws
+    /// Adds a directory entry (archives only; a directory store makes them as needed).
+    func putDirectory(_ name: String) throws
     /// Reads back a small file that was already in the destination (`index.json`).
     func existingFile(_ name: String) -> [UInt8]?
     func commit() throws
@@ -88,6 +93,32 @@ final class UnfinishedWriter: ByteWriter {
     init(_ next: ByteWriter) { self.next = next }
     func write(_ buffer: UnsafeRawBufferPointer) throws { try next.write(buffer) }
     func finish() throws {}
+}
+
+/// Passes exactly `size` bytes through, and says so clearly when a stream lies.
+final class ExactSizeWriter: ByteWriter {
+    let next: ByteWriter
+    let size: Int64
+    let what: String
+    private(set) var count: Int64 = 0
+
+    init(_ next: ByteWriter, size: Int64, what: String) {
+        self.next = next
+        self.size = size
+        self.what = what
+    }
+
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        count += Int64(buffer.count)
+        guard count <= size else { throw ImageError.invalid("\(what): more than the \(size) bytes expected (did a file change during the build?)") }
+        try next.write(buffer)
+    }
+
+    func finish() throws { try next.finish() }
+
+    func check() throws {
+        guard count == size else { throw ImageError.invalid("\(what): \(count) bytes instead of the \(size) expected (did a file change during the build?)") }
+    }
 }
 
 /// Errors from reading and writing images.

@@ -14,11 +14,7 @@ public final class TarStore: LayoutStore {
     private let tmp: String
     private let file: FileWriter
     private var names: Set<String> = []
-    /// Where each streamed entry's body is in the file.
-    private var bodies: [String: (offset: Int64, size: Int64)] = [:]
     private var committed = false
-    /// A read-only descriptor of the temporary file, opened on first read-back.
-    private var readFD: Int32 = -1
     /// Fixed mtime for the archive's own entries.
     private let mtime: Int64
 
@@ -29,10 +25,7 @@ public final class TarStore: LayoutStore {
         self.mtime = mtime
     }
 
-    deinit {
-        if !committed { abort() }
-        if readFD >= 0 { close(readFD) }
-    }
+    deinit { if !committed { abort() } }
 
     public func putStreamed(name: (Digest) -> String, body: (ByteWriter) throws -> Void) throws -> (digest: Digest, size: Int64) {
         let start = file.offset
@@ -53,11 +46,18 @@ public final class TarStore: LayoutStore {
             throw ImageError.invalid("\(entryName): entries over 8 GiB are not supported in archives yet")
         }
         try file.pwrite(encoded, at: start)
-        bodies[entryName] = (start + Int64(TarBlock.size), size)
         let pad = Int(TarBlock.padded(size) - size)
         if pad > 0 { try file.write([UInt8](repeating: 0, count: pad)) }
         names.insert(entryName)
         return (digest, size)
+    }
+
+    public func putKnown(_ name: String, size: Int64, body: (ByteWriter) throws -> Void) throws -> Digest {
+        try putStreamed(name: { _ in name }) { out in
+            let counted = ExactSizeWriter(out, size: size, what: name)
+            try body(counted)
+            try counted.check()
+        }.digest
     }
 
     public func putFile(_ name: String, _ bytes: [UInt8]) throws {
@@ -77,13 +77,6 @@ public final class TarStore: LayoutStore {
     }
 
     public func existingFile(_ name: String) -> [UInt8]? { nil }
-
-    /// Reads back the body of an entry written earlier (a layer, to compute its tarsum).
-    public func reader(for name: String) -> ByteReader? {
-        guard let (offset, size) = bodies[name] else { return nil }
-        if readFD < 0 { readFD = open(tmp, O_RDONLY | O_CLOEXEC) }
-        return FileRangeReader(fd: readFD, path: tmp, offset: offset, length: size)
-    }
 
     public func commit() throws {
         try file.write([UInt8](repeating: 0, count: 1024))

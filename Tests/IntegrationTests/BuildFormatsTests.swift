@@ -48,17 +48,14 @@ func writeShellSpec(in dir: TempDir, name: String = "kiln-test/shell", tag: Stri
         let ts = try kiln(["tarsum", dir.path + "/" + layerTar]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(ts == legacy["checksum"] as? String)
 
-        // podman refuses a run root longer than 50 characters.
-        let storage = "/tmp/kp-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: storage) }
-        let podman = ["--root", storage + "/root", "--runroot", storage + "/run", "--storage-driver", "vfs"]
-        let load = try run("podman", podman + ["load", "-i", dir.path + "/img.tar"])
+        let podman = Podman()
+        defer { podman.cleanup() }
+        let load = try podman(["load", "-i", dir.path + "/img.tar"])
         #expect(load.stdout.contains("kiln-test/shell:v1"))
-        let out = try run("podman", podman + ["run", "--rm", "--runtime", "runc", "--network", "none",
-                                              "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                                              "localhost/kiln-test/shell:v1"])
+        let out = try podman(["run", "--rm", "--runtime", "runc", "--network", "none",
+                              "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                              "localhost/kiln-test/shell:v1"])
         #expect(out.stdout == "hello from kiln\n")
-        try? run("podman", podman + ["system", "reset", "-f"], check: false)
     }
 
     @Test func ociLayoutUnpacksWithUmociAndRunsWithRunc() throws {

@@ -33,12 +33,12 @@ import Testing
 }
 
 @Suite struct ReferenceGrammarTests {
-    @Test(arguments: ["example/hello", "library/ubuntu", "localhost:5000/a/b", "a.b-c__d/e", "registry.example.com/x", "127.0.0.1:5000/x"])
+    @Test(arguments: ["example/hello", "library/ubuntu", "localhost:5000/a/b", "a-b__c/d.e", "registry.example.com/x", "127.0.0.1:5000/x"])
     func validNames(_ n: String) throws {
         try ReferenceGrammar.validateName(n)
     }
 
-    @Test(arguments: ["Example/hello", "a//b", "-a", "a-", "a..b", "a___b", "", "a/", "a b"])
+    @Test(arguments: ["example/Hello", "a//b", "-a", "a-", "a..b", "a___b", "", "a/", "a b"])
     func invalidNames(_ n: String) {
         #expect(throws: OCIError.self) { try ReferenceGrammar.validateName(n) }
     }

@@ -65,6 +65,9 @@ public struct FileNode: Sendable, Equatable {
 /// `perms`, `users` and hard-link detection all operate on this value.
 public struct FileTree: Sendable, Equatable {
     public private(set) var nodes: [String: FileNode] = [:]
+    /// Directories that exist only because something below them was inserted; merging
+    /// a tree does not let them overwrite the metadata of a directory already there.
+    public private(set) var implicitDirectories: Set<String> = []
 
     public init() {}
 
@@ -84,14 +87,29 @@ public struct FileTree: Sendable, Equatable {
             if old.isDirectory && !node.isDirectory { removeSubtree(p) }
         }
         nodes[p] = node
+        implicitDirectories.remove(p)
+    }
+
+    /// Merges `other` over this tree in order, later wins, as if its nodes were
+    /// inserted one by one (parents first); its implicit directories only fill gaps.
+    public mutating func merge(_ other: FileTree) {
+        for p in other.nodes.keys.sorted(by: FileTree.pathPrecedes) {
+            if other.implicitDirectories.contains(p), nodes[p]?.isDirectory == true { continue }
+            insert(p, other.nodes[p]!)
+            if other.implicitDirectories.contains(p) { implicitDirectories.insert(p) }
+        }
     }
 
     /// Removes `path` and everything below it.
     public mutating func removeSubtree(_ path: String) {
         let p = FileTree.normalize(path)
         nodes[p] = nil
+        implicitDirectories.remove(p)
         let prefix = p + "/"
-        for k in nodes.keys where k.hasPrefix(prefix) { nodes[k] = nil }
+        for k in nodes.keys where k.hasPrefix(prefix) {
+            nodes[k] = nil
+            implicitDirectories.remove(k)
+        }
     }
 
     public mutating func update(_ path: String, _ body: (inout FileNode) -> Void) {
@@ -107,9 +125,11 @@ public struct FileTree: Sendable, Equatable {
             if let existing = nodes[parent] {
                 if !existing.isDirectory {
                     nodes[parent] = .directory()
+                    implicitDirectories.insert(parent)
                 }
             } else {
                 nodes[parent] = .directory()
+                implicitDirectories.insert(parent)
             }
             idx = p.index(after: slash)
         }

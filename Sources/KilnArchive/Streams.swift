@@ -1,3 +1,4 @@
+import CKilnSys
 import KilnOCI
 #if canImport(Glibc)
 import Glibc
@@ -161,6 +162,31 @@ public final class FileWriter: ByteWriter {
     }
 
     public func finish() throws {}
+
+    /// Appends exactly `count` bytes of another file, copied in the kernel
+    /// (copy_file_range, reflinks where the file system can) when possible.
+    public func copy(fromFile src: FileReader, count: Int64) throws {
+        var left = count
+        while left > 0 {
+            let n = kiln_copy_file_range(src.fd, fd, Int(min(left, 1 << 30)))
+            if n > 0 {
+                left -= Int64(n)
+                offset += Int64(n)
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n == 0 { throw ArchiveError.corrupt("\(src.path): shorter than the \(count) bytes expected") }
+            // No kernel copy here (another file system, a pipe): copy through memory.
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buf.deallocate() }
+            while left > 0 {
+                let r = try src.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[..<Int(min(Int64(buf.count), left))]))
+                if r == 0 { throw ArchiveError.corrupt("\(src.path): shorter than the \(count) bytes expected") }
+                try write(UnsafeRawBufferPointer(rebasing: buf[..<r]))
+                left -= Int64(r)
+            }
+        }
+    }
 
     /// Cuts the file back to `position` and continues writing there.
     public func truncate(to position: Int64) throws {

@@ -42,7 +42,8 @@ extension FileTree {
                     node = FileNode(.directory, mode: h.mode)
                 case .regular:
                     let body = "\(dir)/\(index)"
-                    let out = try FileWriter(creating: body, mode: 0o600)
+                    let file = try FileWriter(creating: body, mode: 0o600)
+                    let out = HashingWriter(file)
                     var left = h.size
                     while left > 0 {
                         let n = try tar.readBody(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(min(Int64(buffer.count), left))]))
@@ -50,6 +51,7 @@ extension FileTree {
                         try out.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
                         left -= Int64(n)
                     }
+                    staging.recordContent(body, digest: out.digest)
                     let id = FileIdentity(device: device, inode: index)
                     staged[rel] = (body, h.size, id)
                     node = FileNode(.file(.host(path: body, size: h.size, identity: id)), mode: h.mode)

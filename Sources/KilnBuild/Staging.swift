@@ -1,12 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KilnOCI
 
 /// A private temporary directory for one build: bodies unpacked from archives and
 /// the tree `extraCommands` runs in. Removed when the build ends, whatever happens.
 public final class Staging: @unchecked Sendable {
     public let path: String
     private var counter = 0
+    /// Digests of bodies unpacked from archives, by staged path: their identity for the
+    /// layer cache, since the staged copies are new files each build.
+    private var digests: [String: Digest] = [:]
 
     public init() throws {
         let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
@@ -18,6 +22,10 @@ public final class Staging: @unchecked Sendable {
     }
 
     deinit { Staging.remove(path) }
+
+    public func recordContent(_ path: String, digest: Digest) { digests[path] = digest }
+
+    public func contentDigest(of path: String) -> Digest? { digests[path] }
 
     /// A fresh path inside the staging directory.
     public func newPath(_ hint: String) -> String {

@@ -62,6 +62,25 @@ public final class DirectoryStore: LayoutStore {
         return written.digest
     }
 
+    public func putLocalFile(_ name: String, from path: String, size: Int64) throws {
+        let final = work + "/" + name
+        if access(final, F_OK) == 0 { return }
+        try makeDirectories(parentDirectory(final))
+        // A hard link costs nothing; across file systems, a kernel copy.
+        if link(path, final) == 0 { return }
+        let tmp = work + "/blobs/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            let out = try FileWriter(creating: tmp)
+            let src = try FileReader(path: path)
+            try out.copy(fromFile: src, count: size)
+            try out.sync()
+            guard rename(tmp, final) == 0 else { throw ImageError.io("cannot write \(final): \(errnoMessage())") }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
     public func putFile(_ name: String, _ bytes: [UInt8]) throws {
         let final = work + "/" + name
         let tmp = final + ".tmp-\(getpid())"

@@ -117,6 +117,11 @@ public struct DockerArchiveSink: ImageSink {
                 try producer.writeTar(to: out, tarsum: tarsum)
             }
             return (written.digest, written.size, tarsum.finish())
+        case .stored(let layer) where layer.localFile != nil && layer.tarsum != nil
+            && Compression(mediaType: layer.descriptor.mediaType) == Compression.none:
+            // A cache entry of the plain tar: copied in the kernel, digests known.
+            try store.putLocalFile("\(id(layer.diffID))/layer.tar", from: layer.localFile!, size: layer.descriptor.size)
+            return (layer.diffID, layer.descriptor.size, layer.tarsum!)
         case .stored(let layer):
             // The tarsum is computed by the hardened reader from the bytes as they pass.
             func pass(into out: ByteWriter) throws -> (String, Int64, Digest) {

@@ -30,6 +30,16 @@ public protocol StoredLayer: Sendable {
     var diffID: Digest { get }
     /// The blob as stored (compressed or not, as `descriptor.mediaType` says).
     func openBlob() throws -> ByteReader
+    /// The blob's local file, when it is one whose bytes are known to match the
+    /// descriptor (a cache entry): sinks may link or copy it in the kernel.
+    var localFile: String? { get }
+    /// Docker's legacy tarsum of the uncompressed layer, when already known.
+    var tarsum: String? { get }
+}
+
+extension StoredLayer {
+    public var localFile: String? { nil }
+    public var tarsum: String? { nil }
 }
 
 extension StoredLayer {
@@ -55,6 +65,18 @@ public func layerMediaType(_ c: Compression, oci: Bool = true) -> String {
     case (.none, false): return MediaType.dockerLayer
     case (.gzip, false): return MediaType.dockerLayerGzip
     case (.zstd, false): return MediaType.dockerLayerZstd
+    }
+}
+
+extension Compression {
+    /// The compression a layer media type names (nil for an unknown type).
+    public init?(mediaType: String) {
+        switch mediaType {
+        case MediaType.ociLayer, MediaType.dockerLayer: self = .none
+        case MediaType.ociLayerGzip, MediaType.dockerLayerGzip: self = .gzip
+        case MediaType.ociLayerZstd, MediaType.dockerLayerZstd: self = .zstd
+        default: return nil
+        }
     }
 }
 

@@ -14,6 +14,9 @@ public protocol LayoutStore: AnyObject {
     /// Streams an entry whose name and size are known before its bytes: the only kind
     /// a sequential store (a pipe) can take. `body` must write exactly `size` bytes.
     func putKnown(_ name: String, size: Int64, body: (ByteWriter) throws -> Void) throws -> Digest
+    /// Adds a local file whose size is known and whose bytes are trusted (a cache
+    /// entry), linked or copied in the kernel where the store allows.
+    func putLocalFile(_ name: String, from path: String, size: Int64) throws
     /// Writes a small file whole.
     func putFile(_ name: String, _ bytes: [UInt8]) throws
     /// Adds a directory entry (archives only; a directory store makes them as needed).

@@ -36,6 +36,11 @@ public struct OCISink: ImageSink {
                 }
                 layers.append(Descriptor(mediaType: layerMediaType(compression), digest: blob.digest, size: blob.size))
                 diffIDs.append(diffID!)
+            case .stored(let layer) where layer.localFile != nil:
+                let d = layer.descriptor
+                try store.putLocalFile("blobs/\(d.digest.algorithm)/\(d.digest.hex)", from: layer.localFile!, size: d.size)
+                layers.append(d)
+                diffIDs.append(layer.diffID)
             case .stored(let layer):
                 let blob = try store.putBlob { out in try layer.openBlob().copy(to: out) }
                 guard blob.digest == layer.descriptor.digest else {

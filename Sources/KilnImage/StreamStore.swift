@@ -35,6 +35,10 @@ public final class StreamStore: LayoutStore {
         return hasher.digest
     }
 
+    public func putLocalFile(_ name: String, from path: String, size: Int64) throws {
+        _ = try putKnown(name, size: size) { try FileReader(path: path).copy(to: $0) }
+    }
+
     public func putFile(_ name: String, _ bytes: [UInt8]) throws {
         _ = try putKnown(name, size: Int64(bytes.count)) { try $0.write(bytes) }
     }

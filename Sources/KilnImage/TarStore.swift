@@ -60,6 +60,17 @@ public final class TarStore: LayoutStore {
         }.digest
     }
 
+    public func putLocalFile(_ name: String, from path: String, size: Int64) throws {
+        guard !names.contains(name) else { return }
+        let tw = TarWriter(UnfinishedWriter(file))
+        try tw.writeHeader(TarHeader(name: name, kind: .regular, mode: 0o644, size: size, mtime: mtime))
+        // The body goes file to file in the kernel; the tar writer only pads.
+        try file.copy(fromFile: try FileReader(path: path), count: size)
+        let pad = Int(TarBlock.padded(size) - size)
+        if pad > 0 { try file.write([UInt8](repeating: 0, count: pad)) }
+        names.insert(name)
+    }
+
     public func putFile(_ name: String, _ bytes: [UInt8]) throws {
         guard !names.contains(name) else { return }
         let tw = TarWriter(UnfinishedWriter(file))

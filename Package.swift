@@ -10,11 +10,15 @@ let package = Package(
         .library(name: "KilnArchive", targets: ["KilnArchive"]),
         .library(name: "KilnImage", targets: ["KilnImage"]),
         .library(name: "KilnBuild", targets: ["KilnBuild"]),
+        .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // System libraries, installed by scripts/setup (zlib1g-dev, libzstd-dev, libdeflate-dev).
@@ -26,10 +30,17 @@ let package = Package(
 
         .target(name: "KilnOCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "KilnArchive", dependencies: ["KilnOCI", "CZlib", "CZstd", "CLibdeflate", "CKilnSys"]),
-        .target(name: "KilnImage", dependencies: ["KilnOCI", "KilnArchive"]),
+        .target(name: "KilnImage", dependencies: ["KilnOCI", "KilnArchive", "CKilnSys"]),
         .target(name: "KilnBuild", dependencies: ["KilnOCI", "KilnArchive", "KilnImage", "CKilnSys", "Yams"]),
+        .target(name: "KilnRegistry", dependencies: [
+            "KilnOCI", "KilnArchive", "KilnImage",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .executableTarget(name: "kiln", dependencies: [
-            "KilnOCI", "KilnArchive", "KilnImage", "KilnBuild",
+            "KilnOCI", "KilnArchive", "KilnImage", "KilnBuild", "KilnRegistry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -37,6 +48,7 @@ let package = Package(
         .testTarget(name: "KilnArchiveTests", dependencies: ["KilnArchive"]),
         .testTarget(name: "KilnImageTests", dependencies: ["KilnImage", "KilnBuild"]),
         .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild"]),
+        .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
         .testTarget(name: "IntegrationTests", dependencies: ["KilnOCI"]),
     ],
     swiftLanguageModes: [.v6]

@@ -14,6 +14,11 @@ public struct ImageBuilder {
     public let staging: Staging
     /// The clock, consulted only for `created: now`.
     public var now: () -> Int64 = { Int64(time(nil)) }
+    /// Where built layers are kept between builds (nil: no cache).
+    public var cache: LayerCache?
+    /// The compression of the layers handed to the sink, when the sink wants another
+    /// than the spec's (a docker-archive stores plain tars).
+    public var layerCompression: Compression?
 
     public init(spec: Spec, staging: Staging) {
         self.spec = spec
@@ -25,12 +30,20 @@ public struct ImageBuilder {
         let created = resolve(spec.created, instant)
         let mtime = resolve(spec.effectiveMtime, instant)
 
+        let base = try BaseImage.load(spec: spec, staging: staging)
         var tree = FileTree()
+        // Which content items provide each path: what layering groups by.
+        var provenance: [String: Set<Int>] = [:]
         for (i, item) in spec.contents.enumerated() {
-            try add(item, index: i, to: &tree)
+            var itemTree = FileTree()
+            try add(item, index: i, to: &itemTree)
+            for p in itemTree.paths where !itemTree.implicitDirectories.contains(p) {
+                provenance[p, default: []].insert(i)
+            }
+            tree.merge(itemTree)
         }
         if !spec.users.isEmpty || !spec.groups.isEmpty {
-            tree.addUsers(spec.users, groups: spec.groups)
+            if let base { try addAccounts(to: &tree, base: base) } else { tree.addUsers(spec.users, groups: spec.groups) }
         }
         if let script = spec.extraCommands {
             tree = try runExtraCommands(script, on: tree)
@@ -39,6 +52,14 @@ public struct ImageBuilder {
             throw BuildError("\(p.location): perms: \"\(p.path)\" matches nothing in the image")
         }
         let layer = try TreeLayer(tree: tree, mtime: mtime.epoch)
+        let budget = spec.maxLayers - (base?.image.layers.count ?? 0) - (spec.runAsRoot == nil ? 0 : 1)
+        guard budget >= 1 else {
+            let loc = spec.keyLocations["maxLayers"].map { "\($0): " } ?? ""
+            throw BuildError("\(loc)maxLayers: \(spec.maxLayers) leaves no room for new layers on a base of \(base?.image.layers.count ?? 0)")
+        }
+        var split = try tree.split(provenance: provenance, strategy: spec.layering, budget: budget).layers
+        if split.isEmpty { split = [FileTree()] }
+        let contentLayers = try split.map { try layerInput(try TreeLayer(tree: $0, mtime: mtime.epoch)) }
 
         let host = Platform.host
         let arch = spec.architecture ?? host.architecture
@@ -46,9 +67,21 @@ public struct ImageBuilder {
         let config = ImageConfig(
             architecture: arch, os: spec.os, variant: variant, created: created.text,
             config: spec.config, rootfs: RootFS(diffIDs: []),
-            history: [History(created: created.text, createdBy: "kiln build", comment: spec.path.split(separator: "/").last.map(String.init))])
-        return PendingImage(name: spec.name, tag: spec.tag, config: config,
-                            layers: [.produced(layer, compression)])
+            history: contentLayers.map { _ in History(created: created.text, createdBy: "kiln build", comment: spec.path.split(separator: "/").last.map(String.init)) })
+        return try assemble(PendingImage(name: spec.name, tag: spec.tag, config: config,
+                                         layers: contentLayers),
+                            tree: tree, layer: layer, base: base, created: created.text,
+                            createdEpoch: created.epoch, mtime: mtime.epoch)
+    }
+
+    /// A layer for the sink: from the cache when its inputs are unchanged, produced into
+    /// the cache otherwise, or produced by the sink when there is no cache.
+    func layerInput(_ layer: TreeLayer) throws -> LayerInput {
+        let c = layerCompression ?? compression
+        guard let cache else { return .produced(layer, c) }
+        let key = try cache.key(for: layer, compression: c, staging: staging)
+        if let hit = cache.lookup(key) { return .stored(hit) }
+        return .stored(try cache.store(layer, compression: c, key: key))
     }
 
     var compression: Compression {

@@ -92,8 +92,8 @@ public final class LayerCache: @unchecked Sendable {
         let tmp = "\(root)/tmp/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { unlink(tmp) }
         let file = try FileWriter(creating: tmp)
-        let compressed = HashingWriter(file)
-        let uncompressed = HashingWriter(compression.writer(compressed))
+        let compressed = PipelinedHashingWriter(file)
+        let uncompressed = PipelinedHashingWriter(compression.writer(compressed))
         let tarsum = compression == .none ? TarsumAccumulator() : nil
         try layer.writeTar(to: uncompressed, tarsum: tarsum)
         try uncompressed.finish()

@@ -90,7 +90,9 @@ private struct SpecParser {
     // MARK: Top level
 
     static let topKeys = ["name", "tag", "architecture", "os", "variant", "created", "mtime", "contents",
-                          "users", "groups", "perms", "extraCommands", "xattrs", "compressor", "config"]
+                          "users", "groups", "perms", "extraCommands", "xattrs", "compressor", "config",
+                          "fromImage", "fromImageName", "fromImageTag", "runAsRoot", "runAsRootNetwork",
+                          "maxLayers", "layering", "layers"]
 
     func parse() throws -> Spec {
         let composed: Node?
@@ -162,11 +164,67 @@ private struct SpecParser {
 
         let config = try f["config"].map { try parseConfig($0) } ?? ContainerConfig()
 
-        return Spec(path: file, fileURL: URL(fileURLWithPath: absolutePath), directory: directory,
+        var spec = Spec(path: file, fileURL: URL(fileURLWithPath: absolutePath), directory: directory,
                     name: name, tag: tag, architecture: architecture, os: os, variant: variant,
                     created: created, mtime: mtime, contents: contents, users: users, groups: groups,
                     perms: perms, extraCommands: extraCommands, xattrs: xattrs, compressor: compressor,
                     config: config, keyLocations: locations)
+        // Base image and runAsRoot (see BaseImage.swift, RunAsRoot.swift).
+        if let n = f["fromImage"] {
+            let s = try string(n, "fromImage")
+            do {
+                spec.fromImage = try BaseReference.resolve(s, relativeTo: directory)
+            } catch {
+                throw fail(n, "fromImage", "\(error)")
+            }
+        }
+        for key in ["fromImageName", "fromImageTag"] {
+            guard let n = f[key] else { continue }
+            let s = try string(n, key)
+            guard spec.fromImage != nil else { throw fail(n, key, "needs `fromImage` (the archive to choose from)") }
+            do {
+                if key == "fromImageName" { try ReferenceGrammar.validateName(s) } else { try ReferenceGrammar.validateTag(s) }
+            } catch let e as OCIError {
+                throw fail(n, key, e.description)
+            }
+            if key == "fromImageName" { spec.fromImageName = s } else { spec.fromImageTag = s }
+        }
+        // Layering (see Layering.swift).
+        if let n = f["maxLayers"] {
+            let v = try integer(n, "maxLayers", max: Int.max)
+            guard (1...Spec.layerLimit).contains(v) else {
+                throw fail(n, "maxLayers", "must be 1 to \(Spec.layerLimit) (overlay mounts fail beyond that), base layers included")
+            }
+            spec.maxLayers = v
+        }
+        if let n = f["layering"] {
+            let s = try string(n, "layering")
+            let all = ["auto", "popularity", "single"]
+            switch s {
+            case "auto": spec.layering = .auto
+            case "popularity": spec.layering = .popularity
+            case "single": spec.layering = .single
+            default: throw fail(n, "layering", "unknown strategy `\(s)`" + hint(s, all, expected: "auto, popularity or single"))
+            }
+        }
+        if let n = f["layers"] {
+            guard f["layering"] == nil else { throw fail(n, "layers", "an explicit `layers` list replaces `layering`; give one of them") }
+            var groups: [[String]] = []
+            for (i, item) in try list(n, "layers", itemHint: "a glob or a list of globs").enumerated() {
+                let globs = try (try? stringList(item, "layers[\(i)]")) ?? [string(item, "layers[\(i)]")]
+                for g in globs where !g.hasPrefix("/") {
+                    throw fail(item, "layers[\(i)]", "`\(g)` must be an absolute path or glob")
+                }
+                groups.append(globs)
+            }
+            spec.layering = .explicit(groups)
+        }
+        if let n = f["runAsRoot"] { spec.runAsRoot = try string(n, "runAsRoot") }
+        if let n = f["runAsRootNetwork"] {
+            spec.runAsRootNetwork = try bool(n, "runAsRootNetwork")
+            guard spec.runAsRoot != nil else { throw fail(n, "runAsRootNetwork", "has no effect without `runAsRoot`") }
+        }
+        return spec
     }
 
     // MARK: Platform

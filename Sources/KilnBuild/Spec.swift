@@ -46,6 +46,21 @@ public struct Spec: Sendable, Equatable {
     public var config: ContainerConfig
     /// Where each top-level key of the spec is, by key name (for the builder's messages).
     public var keyLocations: [String: SourceLocation]
+    /// `fromImage`: the base image, in transport syntax (local paths made absolute).
+    public var fromImage: String? = nil
+    /// `fromImageName` / `fromImageTag`: which image of a multi-image archive to use.
+    public var fromImageName: String? = nil
+    public var fromImageTag: String? = nil
+    /// `runAsRoot`: a script run as root in a sandbox over the image; its changes are a layer.
+    public var runAsRoot: String? = nil
+    /// `maxLayers`: the most layers the image may have, base layers included (default 100).
+    public var maxLayers: Int = 100
+    /// `layering` or `layers`: how the new files are split into layers (default single).
+    public var layering: LayeringStrategy = .single
+    /// Runtimes stack at most this many layers (the overlay mount's limit).
+    public static let layerLimit = 125
+    /// `runAsRootNetwork`: let the script use the host's network (default false).
+    public var runAsRootNetwork: Bool = false
 
     public init(path: String, fileURL: URL, directory: String, name: String, tag: String? = nil,
                 architecture: String? = nil, os: String = "linux", variant: String? = nil,

@@ -39,7 +39,7 @@ public final class DirectoryStore: LayoutStore {
         let tmp = work + "/blobs/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         do {
             let file = try FileWriter(creating: tmp)
-            let hasher = HashingWriter(file)
+            let hasher = PipelinedHashingWriter(file)
             try body(hasher)
             try file.sync()
             let digest = hasher.digest

@@ -7,10 +7,51 @@ import KilnOCI
 public struct DockerArchiveSource: ImageSource {
     public let path: String
     let files: TarIndex
+    /// Chooses the image whose `RepoTags` has this name and/or tag (nil: the first image).
+    public let name: String?
+    public let tag: String?
 
-    public init(path: String) throws {
+    public init(path: String, name: String? = nil, tag: String? = nil) throws {
         self.path = path
         self.files = try TarIndex(path: path)
+        self.name = name
+        self.tag = tag
+    }
+
+    /// `NAME[:TAG]` split at a colon whose right side holds no `/`.
+    public static func split(_ reference: String) -> (name: String?, tag: String?) {
+        if let c = reference.lastIndex(of: ":"), !reference[reference.index(after: c)...].contains("/") {
+            return (String(reference[..<c]), String(reference[reference.index(after: c)...]))
+        }
+        return (reference, nil)
+    }
+
+    /// The entry of `manifest.json` to read.
+    func select(_ entries: [DockerArchiveManifestEntry], what: String) throws -> DockerArchiveManifestEntry {
+        guard name != nil || tag != nil else {
+            guard let first = entries.first else { throw ImageError.invalid("\(what): manifest.json lists no image") }
+            return first
+        }
+        // docker.io/library/x and x are the same name.
+        func short(_ n: String) -> String {
+            for p in ["docker.io/library/", "docker.io/", "index.docker.io/library/"] where n.hasPrefix(p) { return String(n.dropFirst(p.count)) }
+            return n
+        }
+        let matches = entries.filter { e in
+            (e.RepoTags ?? []).contains { rt in
+                let (n, t) = DockerArchiveSource.split(rt)
+                return (name == nil || short(n ?? "") == short(name!)) && (tag == nil || t == tag)
+            }
+        }
+        let wanted = [name, tag.map { ":" + $0 }].compactMap { $0 }.joined()
+        let all = entries.flatMap { $0.RepoTags ?? [] }
+        guard let first = matches.first else {
+            throw ImageError.notFound("\(what): no image \(wanted) (images: \(all.isEmpty ? "none named" : all.joined(separator: ", ")))")
+        }
+        guard matches.count == 1 else {
+            throw ImageError.invalid("\(what): \(matches.count) images match \(wanted); name both the image and its tag")
+        }
+        return first
     }
 
     public func image() throws -> SourceImage {
@@ -18,7 +59,7 @@ public struct DockerArchiveSource: ImageSource {
         let entries = try CanonicalJSON.decode([DockerArchiveManifestEntry].self,
                                                from: try files.open("manifest.json").readAll(limit: documentLimit),
                                                what: "\(what): manifest.json")
-        guard let entry = entries.first else { throw ImageError.invalid("\(what): manifest.json lists no image") }
+        let entry = try select(entries, what: what)
         let configBytes = try files.open(entry.Config).readAll(limit: documentLimit)
         let config = try CanonicalJSON.decode(ImageConfig.self, from: configBytes, what: "\(what): \(entry.Config)")
         guard config.rootfs.diff_ids.count == entry.Layers.count else {

@@ -63,6 +63,15 @@ public struct WrittenImage: Sendable, Codable {
     public var configDigest: Digest
     public var layers: [Descriptor]
     public var diffIDs: [Digest]
+
+    public init(reference: String, tag: String, manifestDigest: Digest, configDigest: Digest, layers: [Descriptor], diffIDs: [Digest]) {
+        self.reference = reference
+        self.tag = tag
+        self.manifestDigest = manifestDigest
+        self.configDigest = configDigest
+        self.layers = layers
+        self.diffIDs = diffIDs
+    }
 }
 
 /// A destination for images: an OCI layout, an OCI archive, a docker-archive, a registry.

@@ -74,7 +74,10 @@ public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
     /// The source that reads this reference.
     public func source() throws -> any ImageSource {
         switch self {
-        case .dockerArchive(let p, _): return try DockerArchiveSource(path: p)
+        case .dockerArchive(let p, let r):
+            // docker-archive:PATH:NAME:TAG picks that image among several, as skopeo does.
+            let (name, tag) = r.map { DockerArchiveSource.split($0) } ?? (nil, nil)
+            return try DockerArchiveSource(path: p, name: name, tag: tag)
         case .oci(let p, let t): return OCILayoutSource(blobs: DirectoryBlobs(root: p), tag: t, what: description)
         case .ociArchive(let p, let t): return OCILayoutSource(blobs: try TarIndex(path: p), tag: t, what: description)
         }

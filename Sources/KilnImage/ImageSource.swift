@@ -12,6 +12,16 @@ public struct SourceImage: Sendable {
     public var names: [String]
 
     public var manifestDigest: Digest { .sha256(manifestBytes) }
+
+    public init(manifestBytes: [UInt8], manifest: Manifest, configBytes: [UInt8], config: ImageConfig,
+                layers: [any StoredLayer], names: [String]) {
+        self.manifestBytes = manifestBytes
+        self.manifest = manifest
+        self.configBytes = configBytes
+        self.config = config
+        self.layers = layers
+        self.names = names
+    }
 }
 
 /// Produces images: an OCI layout or archive, a docker-archive (and later a registry).

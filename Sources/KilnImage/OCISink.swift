@@ -29,7 +29,7 @@ public struct OCISink: ImageSink {
             case .produced(let producer, let compression):
                 var diffID: Digest?
                 let blob = try store.putBlob { out in
-                    let uncompressed = HashingWriter(compression.writer(out))
+                    let uncompressed = PipelinedHashingWriter(compression.writer(out))
                     try producer.writeTar(to: uncompressed)
                     try uncompressed.finish()
                     diffID = uncompressed.digest

@@ -30,7 +30,7 @@ public final class TarStore: LayoutStore {
     public func putStreamed(name: (Digest) -> String, body: (ByteWriter) throws -> Void) throws -> (digest: Digest, size: Int64) {
         let start = file.offset
         try file.write([UInt8](repeating: 0, count: TarBlock.size))
-        let hasher = HashingWriter(UnfinishedWriter(file))
+        let hasher = PipelinedHashingWriter(UnfinishedWriter(file))
         try body(hasher)
         let size = hasher.count
         let digest = hasher.digest

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import KilnArchive
 import KilnBuild
 import KilnImage
 import KilnOCI
+import KilnRegistry
 
 struct Build: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +17,7 @@ struct Build: ParsableCommand {
               kiln build image.yaml -o hello.tar                 # docker-archive, for docker/podman load
               kiln build image.yaml --format oci -o hello-oci    # OCI layout directory
               kiln build image.yaml --format oci-archive -o hello.oci.tar --tag example/hello:1.0
+              kiln build image.yaml --push docker://127.0.0.1:5000/hello:1.0   # straight to a registry
             """)
 
     @Argument(help: "The spec file.")
@@ -32,6 +35,16 @@ struct Build: ParsableCommand {
     @Flag(help: "Print the result as JSON (reference, digests, layers) on stdout.")
     var json = false
 
+    @Option(help: "Push to this registry reference (docker://HOST/REPO[:TAG]) instead of writing a local image.")
+    var push: String?
+
+    @Flag(help: "Write a docker-archive to stdout while producing it, with no temporary files (kiln build spec.yaml --stream | podman load).")
+    var stream = false
+
+    @OptionGroup var cacheOptions: CacheOptions
+
+    @OptionGroup var registry: RegistryFlags
+
     mutating func run() throws {
         try reportingErrors {
             var spec = try Spec.load(path: self.spec)
@@ -41,7 +54,24 @@ struct Build: ParsableCommand {
                 spec.tag = tg ?? spec.tag
             }
             let staging = try Staging()
-            let image = try ImageBuilder(spec: spec, staging: staging).plan()
+            var builder = ImageBuilder(spec: spec, staging: staging)
+            builder.cache = try cacheOptions.open()
+            // A docker-archive stores plain tars: cache and hand over those.
+            if push == nil && (stream || format == .dockerArchive) { builder.layerCompression = Compression.none }
+            let image = try builder.plan()
+            if let push {
+                let ref = try RegistryReference(parsing: push)
+                let written = try RegistrySink(reference: ref, options: try registry.options(json: json)).write(image)
+                if json { print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self)) } else { try reportPush(written, json: false) }
+                return
+            }
+            if stream {
+                guard output == nil, format == .dockerArchive else {
+                    throw ValidationError("--stream writes a docker-archive to stdout; it takes no -o or --format")
+                }
+                _ = try DockerArchiveSink(streamingTo: StreamStore(FileWriter(fd: 1, path: "<stdout>"))).write(image)
+                return
+            }
             let base = spec.name.split(separator: "/").last.map(String.init) ?? "image"
             let out = output ?? (format == .oci ? base : base + ".tar")
             let written: WrittenImage

@@ -1,12 +1,15 @@
 import ArgumentParser
 import KilnImage
 import KilnOCI
+import KilnRegistry
 
 struct Copy: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy an image between formats, keeping its layers, config and manifest as they are.",
         discussion: """
-            SOURCE and DESTINATION are docker-archive:PATH[:NAME:TAG], oci:DIR[:TAG] or oci-archive:PATH[:TAG].
+            SOURCE and DESTINATION are docker://HOST[:PORT]/REPO[:TAG][@DIGEST], docker-archive:PATH[:NAME:TAG], \
+            oci:DIR[:TAG] or oci-archive:PATH[:TAG]. From an index, --platform picks one image (default: this \
+            machine's); --all copies the index with every platform (registry to registry).
             Layers are copied byte for byte and checked against their digests on the way.
 
             Example: kiln copy docker-archive:hello.tar oci:layout:latest
@@ -21,11 +24,35 @@ struct Copy: ParsableCommand {
     @Flag(help: "Print the result as JSON on stdout.")
     var json = false
 
+    @Flag(help: "Copy an index with all its images (both ends docker://).")
+    var all = false
+
+    @Option(help: "The platform to pick from an index: OS/ARCH[/VARIANT].")
+    var platform: String?
+
+    @OptionGroup var registry: RegistryFlags
+
     mutating func run() throws {
         try reportingErrors {
-            let src = try ImageReference(parsing: source)
-            let dst = try ImageReference(parsing: destination)
-            let image = try src.source().image()
+            let src = try ImageLocation(parsing: source)
+            let dst = try ImageLocation(parsing: destination)
+            let options = try registry.options(json: json)
+            if all {
+                guard case .registry(let s) = src, case .registry(let d) = dst else {
+                    throw ValidationError("--all copies between registries only (docker:// at both ends)")
+                }
+                if let r = try runBlocking({ try await IndexCopy.copyAll(from: s, to: d, options: options) }) {
+                    if json { try printJSON(TransferReport(reference: d.description, digest: r.digest, size: r.size)) }
+                    else { print("\(d) index \(r.digest) (\(r.images) images)") }
+                    return
+                }
+            }
+            let imageSource = try src.source(options: options, platform: try platform.map(PlatformSelection.parse) ?? .host)
+            defer { (imageSource as? RegistrySource)?.removeSpool() }
+            let image = try imageSource.image()
+            if let rs = imageSource as? RegistrySource, case .local = dst {
+                try rs.prefetchBlocking(image)  // in parallel, before the sink reads them in order
+            }
             let (dName, dTag) = dst.destinationName
             // Name: the destination's, else the source's own (`name:tag`), else a generic one.
             var name = dName ?? "localhost/image"
@@ -39,7 +66,8 @@ struct Copy: ParsableCommand {
             }
             if let dName { try ReferenceGrammar.validateName(dName) }
             if let tag { try ReferenceGrammar.validateTag(tag) }
-            let written = try dst.sink().write(image.pending(name: name, tag: tag ?? "latest"))
+            let written = try dst.sink(options: options).write(image.pending(name: name, tag: tag ?? "latest"))
+            options.progress.close()
             if json {
                 print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))
             } else {

@@ -1,0 +1,244 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CKilnSys
+import Foundation
+import KilnArchive
+import KilnImage
+
+/// dockerTools' `runAsRoot` without a VM: the script runs as root in new mount, PID, IPC,
+/// UTS and network namespaces (and a user namespace when Kiln is not root), inside an
+/// overlayfs whose lower directory is the image so far (base layers and new contents,
+/// flattened) and whose upper directory becomes the new layer.
+///
+/// The upper directory is read as overlayfs records changes: a 0:0 character device is
+/// a deletion (`.wh.NAME` in the layer), a directory with `trusted.overlay.opaque=y`
+/// (`user.overlay.opaque` in a user namespace) replaced a lower one (`DIR/.wh..wh..opq`).
+/// `/proc`, `/dev` and `/tmp` are mounted over, so nothing written there is kept.
+public struct RunAsRoot {
+    public let script: String
+    public let network: Bool
+    /// The script's environment (`NAME=VALUE`).
+    public let environment: [String]
+    /// Prefix for messages, `FILE:LINE: ` of the spec key.
+    public let location: String
+
+    public init(script: String, network: Bool, environment: [String], location: String) {
+        self.script = script
+        self.network = network
+        self.environment = environment
+        self.location = location
+    }
+
+    /// Runs the script over `lower` (a directory, not modified) and returns the changes
+    /// as a file tree whose bodies live in `staging` (kept until the layer is written).
+    public func run(lower: String, staging: Staging) throws -> FileTree {
+        let upper = staging.newPath("upper")
+        let work = staging.newPath("work")
+        let merged = staging.newPath("merged")
+        for d in [upper, work, merged] {
+            guard mkdir(d, 0o755) == 0 else { throw BuildError("cannot create \(d): \(String(cString: strerror(errno)))") }
+        }
+        for p in [lower, upper, work] where p.contains(where: { ",:\\".contains($0) }) {
+            throw BuildError("\(location)runAsRoot: the staging path \(p) contains `,`, `:` or `\\`, which overlayfs options cannot hold; set TMPDIR to a plain path")
+        }
+        let userns = geteuid() != 0
+        // Mount points for /proc, /dev and /tmp: made in the lower directory when missing,
+        // so they never show up in the new layer.
+        func mountPoint(_ name: String, mode: mode_t) -> String? {
+            let p = lower + "/" + name
+            var st = stat()
+            if lstat(p, &st) != 0 {
+                guard mkdir(p, mode) == 0 else { return nil }
+                chmod(p, mode)
+                return merged + "/" + name
+            }
+            return (st.st_mode & S_IFMT) == S_IFDIR ? merged + "/" + name : nil
+        }
+        let proc = mountPoint("proc", mode: 0o555)
+        let dev = mountPoint("dev", mode: 0o755)
+        let tmp = mountPoint("tmp", mode: 0o1777)
+
+        // A plain upper directory: no redirects, no index, no metadata-only copies. In a
+        // user namespace the kernel insists on redirect_dir=follow with userxattr (which
+        // follows redirects but never creates them).
+        var options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(work),index=off,metacopy=off"
+        options += userns ? ",userxattr" : ",redirect_dir=off"
+        let log = staging.newPath("runAsRoot.log")
+        let logFD = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard logFD >= 0 else { throw BuildError("cannot create \(log): \(String(cString: strerror(errno)))") }
+        defer { close(logFD) }
+
+        var status: Int32 = 0, step: Int32 = 0, err: Int32 = 0
+        let rc: Int32 = withCStrings([merged, options, script, "0 \(geteuid()) 1\n", "0 \(getegid()) 1\n",
+                                      proc ?? "", dev ?? "", tmp ?? ""] + environment) { c in
+            var envp: [UnsafePointer<CChar>?] = Array(c[8...]).map { UnsafePointer($0) }
+            envp.append(nil)
+            return envp.withUnsafeBufferPointer { env in
+                var sb = kiln_sandbox()
+                sb.merged = UnsafePointer(c[0])
+                sb.overlay_options = UnsafePointer(c[1])
+                sb.script = UnsafePointer(c[2])
+                sb.uid_map = UnsafePointer(c[3])
+                sb.gid_map = UnsafePointer(c[4])
+                sb.proc_dir = proc == nil ? nil : UnsafePointer(c[5])
+                sb.dev_dir = dev == nil ? nil : UnsafePointer(c[6])
+                sb.tmp_dir = tmp == nil ? nil : UnsafePointer(c[7])
+                sb.envp = env.baseAddress
+                sb.network = network ? 1 : 0
+                sb.userns = userns ? 1 : 0
+                sb.log_fd = logFD
+                return kiln_sandbox_run(&sb, &status, &step, &err)
+            }
+        }
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        if rc != 0 {
+            throw BuildError("\(location)runAsRoot: " + RunAsRoot.explain(step: step, errno: err, userns: userns, options: options))
+        }
+        // WIFEXITED / WEXITSTATUS / WTERMSIG by hand (they are macros).
+        let signal = status & 0x7f
+        let code = (status >> 8) & 0xff
+        guard signal == 0, code == 0 else {
+            let tail = output.split(separator: "\n").suffix(3).joined(separator: " | ")
+            let how = signal == 0 ? "exit status \(code)" : "signal \(signal)"
+            throw BuildError("\(location)runAsRoot failed with \(how)" + (tail.isEmpty ? "" : "; last output: \(tail)"))
+        }
+        if !output.isEmpty { FileHandle.standardError.write(Data(output.utf8)) }
+        // In a user namespace the script's root is Kiln's own user on disk.
+        return try RunAsRoot.changes(inUpper: upper, rootOwner: userns ? (geteuid(), getegid()) : nil)
+    }
+
+    /// What went wrong while setting the sandbox up, and how to allow it.
+    static func explain(step: Int32, errno e: Int32, userns: Bool, options: String) -> String {
+        let reason = String(cString: strerror(e))
+        switch UInt32(step) {
+        case KILN_SB_USERNS.rawValue:
+            return "the kernel refused to create a user namespace (\(reason)); Kiln needs one when it does not run as root. "
+                + "Enable unprivileged user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1` on Debian kernels, "
+                + "`sysctl -w user.max_user_namespaces=15000`, or `kernel.apparmor_restrict_unprivileged_userns=0` on Ubuntu), or run kiln as root"
+        case KILN_SB_IDMAP.rawValue:
+            return "cannot map root in the user namespace (\(reason)); run kiln as root or allow user namespaces"
+        case KILN_SB_NAMESPACES.rawValue:
+            return "the kernel refused to create mount, PID, IPC, UTS and network namespaces (\(reason)); "
+                + (userns ? "enable user namespaces or run kiln as root" : "is kiln running in a container without CAP_SYS_ADMIN? run it with --privileged or as root on the host")
+        case KILN_SB_PRIVATE.rawValue:
+            return "cannot make the mount namespace private (\(reason))"
+        case KILN_SB_OVERLAY.rawValue:
+            if e == ENODEV {
+                return "the kernel has no overlayfs (\(reason)); load it with `modprobe overlay` (CONFIG_OVERLAY_FS)"
+            }
+            return "the kernel refused the overlayfs mount (\(reason)) with options \(options); "
+                + (userns ? "overlayfs in a user namespace needs Linux 5.11 or later; or run kiln as root. " : "")
+                + "The staging directory (TMPDIR) must be on a file system overlayfs accepts as upper (ext4, xfs, btrfs, tmpfs), not on overlayfs or NFS"
+        case KILN_SB_PROC.rawValue:
+            return "cannot mount /proc in the sandbox (\(reason))"
+        case KILN_SB_DEV.rawValue:
+            return "cannot set up /dev in the sandbox (\(reason))"
+        case KILN_SB_TMP.rawValue:
+            return "cannot mount /tmp in the sandbox (\(reason))"
+        case KILN_SB_ROOT.rawValue:
+            return "cannot enter the image root (\(reason))"
+        case KILN_SB_EXEC.rawValue:
+            return e == ENOENT ? "the image has no /bin/sh to run the script with (\(reason))" : "cannot run /bin/sh in the image (\(reason))"
+        default:
+            return "cannot start the sandbox (\(reason))"
+        }
+    }
+
+    /// The overlay's upper directory as a layer's file tree: exact modes, owners and
+    /// xattrs (minus overlayfs' own), whiteouts and opaque directories as OCI records.
+    /// - Parameter rootOwner: the host uid and gid that stand for root (user namespace).
+    public static func changes(inUpper upper: String, rootOwner: (uid: uid_t, gid: gid_t)? = nil) throws -> FileTree {
+        var tree = FileTree()
+        func walk(_ host: String, _ rel: String) throws {
+            for name in try listNames(host) {
+                let h = host + "/" + name
+                let r = rel.isEmpty ? name : rel + "/" + name
+                var st = stat()
+                guard lstat(h, &st) == 0 else { throw BuildError("cannot read \(h): \(String(cString: strerror(errno)))") }
+                let mode = UInt32(st.st_mode & 0o7777)
+                let fmt = st.st_mode & S_IFMT
+                var xattrs: [String: [UInt8]] = [:]
+                if fmt != S_IFLNK {
+                    xattrs = try readXattrs(h)
+                }
+                let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"].contains { xattrs[$0] == Array("y".utf8) }
+                xattrs = xattrs.filter { !$0.key.hasPrefix("trusted.overlay.") && !$0.key.hasPrefix("user.overlay.") }
+                var node: FileNode
+                switch fmt {
+                case S_IFCHR where st.st_rdev == 0:
+                    // A deletion.
+                    let parent = rel.isEmpty ? "" : rel + "/"
+                    tree.insert(parent + ".wh." + name, FileNode(.file(.inline([])), mode: 0o644))
+                    continue
+                case S_IFREG:
+                    let id = st.st_nlink > 1 ? FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)) : nil
+                    node = FileNode(.file(.host(path: h, size: Int64(st.st_size), identity: id)), mode: mode)
+                case S_IFDIR:
+                    node = FileNode(.directory, mode: mode)
+                case S_IFLNK:
+                    node = FileNode(.symlink(try FileNode.readLink(h)), mode: 0o777)
+                case S_IFCHR:
+                    node = FileNode(.charDevice(major: kiln_major(st.st_rdev), minor: kiln_minor(st.st_rdev)), mode: mode)
+                case S_IFBLK:
+                    node = FileNode(.blockDevice(major: kiln_major(st.st_rdev), minor: kiln_minor(st.st_rdev)), mode: mode)
+                case S_IFIFO:
+                    node = FileNode(.fifo, mode: mode)
+                default:
+                    continue  // sockets left behind by daemons the script started
+                }
+                node.uid = rootOwner.map { st.st_uid == $0.uid ? 0 : Int(st.st_uid) } ?? Int(st.st_uid)
+                node.gid = rootOwner.map { st.st_gid == $0.gid ? 0 : Int(st.st_gid) } ?? Int(st.st_gid)
+                node.xattrs = xattrs
+                tree.insert(r, node)
+                if fmt == S_IFDIR {
+                    if opaque { tree.insert(r + "/.wh..wh..opq", FileNode(.file(.inline([])), mode: 0o644)) }
+                    try walk(h, r)
+                }
+            }
+        }
+        try walk(upper, "")
+        return tree
+    }
+
+    static func listNames(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else {
+            throw BuildError("cannot list \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let ent = readdir(dir) {
+            let name = withUnsafePointer(to: ent.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
+    /// Every extended attribute, the trusted ones included (Kiln runs as root here).
+    static func readXattrs(_ path: String) throws -> [String: [UInt8]] {
+        let size = llistxattr(path, nil, 0)
+        if size <= 0 { return [:] }
+        var names = [CChar](repeating: 0, count: size)
+        let n = llistxattr(path, &names, size)
+        guard n > 0 else { return [:] }
+        var out: [String: [UInt8]] = [:]
+        for raw in names[..<n].split(separator: 0) {
+            let name = String(decoding: raw.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let vsize = lgetxattr(path, name, nil, 0)
+            guard vsize >= 0 else { continue }
+            var value = [UInt8](repeating: 0, count: vsize)
+            let got = lgetxattr(path, name, &value, vsize)
+            if got >= 0 { out[name] = Array(value[..<got]) }
+        }
+        return out
+    }
+}
+
+/// Calls `body` with C copies of `strings`, valid for the call only.
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>]) -> R) -> R {
+    let ptrs = strings.map { strdup($0)! }
+    defer { ptrs.forEach { free($0) } }
+    return body(ptrs)
+}

@@ -1,0 +1,362 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KilnArchive
+import KilnOCI
+
+/// Limits applied while reading layers, which come from untrusted places.
+public struct RootfsLimits: Sendable {
+    /// The most uncompressed bytes one layer may produce (decompression bombs).
+    public var maxLayerSize: Int64
+    /// The most entries all layers together may hold (the model is in memory).
+    public var maxEntries: Int
+
+    public static let defaultMaxLayerSize: Int64 = 64 << 30
+    public static let defaultMaxEntries = 4_000_000
+
+    public init(maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize, maxEntries: Int = RootfsLimits.defaultMaxEntries) {
+        self.maxLayerSize = maxLayerSize
+        self.maxEntries = maxEntries
+    }
+}
+
+/// The root file system of an image, built by applying layers in order (OCI image-spec
+/// layer.md "Applying Changesets"): whiteouts `.wh.NAME` delete from lower layers,
+/// `DIR/.wh..wh..opq` hides every lower child of DIR wherever it appears in the tar.
+///
+/// Paths are data: the tree is an in-memory model, and file bodies are spooled to
+/// content-free names in a private directory, so no entry name ever reaches the file
+/// system. Hostile input fails with an `ImageError` naming the layer and entry:
+/// absolute names, `..`, entries below a symlink or a file, duplicates in one layer,
+/// hard links to nothing or to directories, digest and diffID mismatches, and (through
+/// the hardened `TarReader` and decompressors) corrupt, truncated and oversized streams.
+public final class Rootfs {
+    /// A file system object. Directories hold their children; any other node may sit at
+    /// several paths (hard links share the object, as they share an inode).
+    final class Node {
+        enum Kind {
+            case directory
+            case regular(body: String?, size: Int64)  // body: the spooled file (nil when empty)
+            case symlink(String)
+            case charDevice(UInt32, UInt32)
+            case blockDevice(UInt32, UInt32)
+            case fifo
+        }
+        var kind: Kind
+        var mode: UInt32
+        var uid: Int
+        var gid: Int
+        var mtime: Int64
+        var xattrs: [String: [UInt8]]
+        /// Children by name, with the layer that put each one there.
+        var children: [String: (node: Node, layer: Int)] = [:]
+
+        init(kind: Kind, mode: UInt32, uid: Int = 0, gid: Int = 0, mtime: Int64 = 0, xattrs: [String: [UInt8]] = [:]) {
+            self.kind = kind
+            self.mode = mode
+            self.uid = uid
+            self.gid = gid
+            self.mtime = mtime
+            self.xattrs = xattrs
+        }
+
+        var isDirectory: Bool { if case .directory = kind { return true } else { return false } }
+    }
+
+    let root = Node(kind: .directory, mode: 0o755)
+    /// Where file bodies are spooled; removed with the model.
+    public let spoolDirectory: String
+    public let limits: RootfsLimits
+    private var entryCount = 0
+    private var spoolCounter = 0
+    private var layerIndex = 0
+
+    /// - Parameter spoolDirectory: a directory to create (it must not exist); put it on
+    ///   the same file system as a directory export so bodies are moved, not copied.
+    public init(spoolDirectory: String, limits: RootfsLimits = RootfsLimits()) throws {
+        guard mkdir(spoolDirectory, 0o700) == 0 else {
+            throw ImageError.io("cannot create \(spoolDirectory): \(errnoMessage())")
+        }
+        self.spoolDirectory = spoolDirectory
+        self.limits = limits
+    }
+
+    deinit { removeTree(spoolDirectory) }
+
+    // MARK: Applying layers
+
+    /// Applies a stored layer, checking its blob digest, size and diffID.
+    public func apply(_ layer: any StoredLayer, what: String) throws {
+        let d = layer.descriptor
+        let blob = DigestingReader(try layer.openBlob())
+        let plain: ByteReader
+        do {
+            plain = try Compression.decompressing(blob, limit: limits.maxLayerSize)
+        } catch {
+            throw ImageError.invalid("\(what): \(error)")
+        }
+        let uncompressed = try apply(tarStream: plain, what: what)
+        // Reach the end of the blob, so its digest covers every byte.
+        do {
+            try blob.drain()
+        } catch {
+            throw ImageError.invalid("\(what): \(error)")
+        }
+        guard blob.count == d.size else {
+            throw ImageError.invalid("\(what): the blob is \(blob.count) bytes, the manifest says \(d.size)")
+        }
+        guard blob.digest == d.digest else {
+            throw ImageError.digestMismatch(what: "\(what): blob", expected: d.digest, actual: blob.digest)
+        }
+        guard uncompressed == layer.diffID else {
+            throw ImageError.digestMismatch(what: "\(what): uncompressed (diffID)", expected: layer.diffID, actual: uncompressed)
+        }
+    }
+
+    /// Applies an uncompressed layer tar; returns its sha256 (the diffID it has).
+    @discardableResult
+    public func apply(tarStream: ByteReader, what: String) throws -> Digest {
+        layerIndex += 1
+        let layer = layerIndex
+        let hashed = DigestingReader(tarStream)
+        let tar = TarReader(hashed, maxEntrySize: limits.maxLayerSize)
+        var seen = Set<String>()
+        do {
+            while let h = try tar.next() {
+                entryCount += 1
+                guard entryCount <= limits.maxEntries else {
+                    throw ImageError.invalid("\(what): more than \(limits.maxEntries) entries in the image (the limit)")
+                }
+                let comps = try Rootfs.components(h.name, what: what)
+                let key = comps.joined(separator: "/")
+                guard seen.insert(key).inserted else {
+                    throw ImageError.invalid("\(what): duplicate entry \"\(h.name)\" in one layer")
+                }
+                try applyEntry(h, comps, layer: layer, tar: tar, what: what)
+            }
+            try tar.skipTrailingData()
+        } catch let e as ImageError {
+            throw e
+        } catch {
+            throw ImageError.invalid("\(what): \(error)")
+        }
+        return hashed.digest
+    }
+
+    /// An entry name as path components: relative, no `..`, `.` and empty parts dropped.
+    static func components(_ name: String, what: String) throws -> [String] {
+        guard !name.hasPrefix("/") else {
+            throw ImageError.invalid("\(what): entry \"\(name)\" has an absolute name")
+        }
+        guard !name.utf8.contains(0) else { throw ImageError.invalid("\(what): entry \"\(name)\" contains a NUL byte") }
+        var comps: [String] = []
+        for c in name.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            guard c != ".." else { throw ImageError.invalid("\(what): entry \"\(name)\" contains \"..\"") }
+            comps.append(String(c))
+        }
+        return comps
+    }
+
+    private func applyEntry(_ h: TarHeader, _ comps: [String], layer: Int, tar: TarReader, what: String) throws {
+        guard let base = comps.last else {
+            // The root itself ("./"): only its metadata counts.
+            guard h.kind == .directory else { throw ImageError.invalid("\(what): entry \"\(h.name)\" replaces the root with a non-directory") }
+            setMetadata(root, h)
+            return
+        }
+        let parentComps = Array(comps.dropLast())
+        if base == ".wh..wh..opq" {
+            let dir = try directory(parentComps, create: true, layer: layer, what: what, entry: h.name)
+            for (name, child) in dir.children { if prune(child, layer: layer) { dir.children[name] = nil } }
+            return
+        }
+        if base.hasPrefix(".wh.") {
+            let target = String(base.dropFirst(4))
+            guard !target.isEmpty, target != ".", target != ".." else {
+                throw ImageError.invalid("\(what): invalid whiteout \"\(h.name)\"")
+            }
+            // A whiteout of something that is not there is allowed (and does nothing).
+            guard let dir = try? directory(parentComps, create: false, layer: layer, what: what, entry: h.name),
+                  let child = dir.children[target] else { return }
+            if prune(child, layer: layer) { dir.children[target] = nil }
+            return
+        }
+        let dir = try directory(parentComps, create: true, layer: layer, what: what, entry: h.name)
+        let existing = dir.children[base]
+        let node: Node
+        switch h.kind {
+        case .directory:
+            if let existing, existing.node.isDirectory {
+                setMetadata(existing.node, h)
+                dir.children[base] = (existing.node, layer)
+                return
+            }
+            node = Node(kind: .directory, mode: 0)
+        case .regular:
+            var body: String?
+            if h.size > 0 {
+                spoolCounter += 1
+                let path = "\(spoolDirectory)/\(spoolCounter)"
+                let out = try FileWriter(creating: path, mode: 0o600)
+                let n = try tar.copyBody(to: out)
+                guard n == h.size else { throw ImageError.invalid("\(what): entry \"\(h.name)\" is truncated") }
+                body = path
+            }
+            node = Node(kind: .regular(body: body, size: h.size), mode: 0)
+        case .hardlink:
+            let targetComps = try Rootfs.components(h.linkName, what: what)
+            guard let target = lookup(targetComps), targetComps != comps else {
+                throw ImageError.invalid("\(what): hard link \"\(h.name)\" points to \"\(h.linkName)\", which is not in the image")
+            }
+            guard !target.isDirectory else {
+                throw ImageError.invalid("\(what): hard link \"\(h.name)\" points to the directory \"\(h.linkName)\"")
+            }
+            dir.children[base] = (target, layer)
+            return
+        case .symlink:
+            node = Node(kind: .symlink(h.linkName), mode: 0o777)
+        case .charDevice:
+            node = Node(kind: .charDevice(h.devMajor, h.devMinor), mode: 0)
+        case .blockDevice:
+            node = Node(kind: .blockDevice(h.devMajor, h.devMinor), mode: 0)
+        case .fifo:
+            node = Node(kind: .fifo, mode: 0)
+        }
+        setMetadata(node, h)
+        if case .symlink = node.kind { node.mode = 0o777 }
+        dir.children[base] = (node, layer)
+    }
+
+    private func setMetadata(_ n: Node, _ h: TarHeader) {
+        n.mode = h.mode & 0o7777
+        n.uid = h.uid
+        n.gid = h.gid
+        n.mtime = h.mtime
+        n.xattrs = h.xattrs
+    }
+
+    /// Removes what lower layers put under a child; true when the child itself goes.
+    /// What this layer added stays (a whiteout only applies to lower layers).
+    private func prune(_ child: (node: Node, layer: Int), layer: Int) -> Bool {
+        if child.layer < layer { return true }
+        if child.node.isDirectory {
+            for (name, c) in child.node.children where prune(c, layer: layer) { child.node.children[name] = nil }
+        }
+        return false
+    }
+
+    /// The directory at `comps`, created (0755, root) when missing and `create` is set.
+    /// A symlink or a non-directory on the way is an error: an entry below a symlink is
+    /// the classic way out of the root.
+    private func directory(_ comps: [String], create: Bool, layer: Int, what: String, entry: String) throws -> Node {
+        var cur = root
+        for (i, c) in comps.enumerated() {
+            if let next = cur.children[c] {
+                switch next.node.kind {
+                case .directory: cur = next.node
+                case .symlink:
+                    throw ImageError.invalid("\(what): entry \"\(entry)\" is below \"\(comps[...i].joined(separator: "/"))\", which is a symlink")
+                default:
+                    throw ImageError.invalid("\(what): entry \"\(entry)\" is below \"\(comps[...i].joined(separator: "/"))\", which is not a directory")
+                }
+            } else {
+                guard create else { throw ImageError.notFound(entry) }
+                let d = Node(kind: .directory, mode: 0o755)
+                cur.children[c] = (d, layer)
+                cur = d
+            }
+        }
+        return cur
+    }
+
+    private func lookup(_ comps: [String]) -> Node? {
+        var cur = root
+        for c in comps {
+            guard cur.isDirectory, let next = cur.children[c] else { return nil }
+            cur = next.node
+        }
+        return cur
+    }
+
+    // MARK: Reading back
+
+    /// What is at `path` (relative or absolute, not following symlinks).
+    public enum Item: Equatable, Sendable {
+        case directory, regular(size: Int64), symlink(String), device, fifo
+    }
+
+    public func item(at path: String) -> Item? {
+        let comps = path.split(separator: "/").map(String.init).filter { $0 != "." }
+        guard let n = lookup(comps) else { return nil }
+        switch n.kind {
+        case .directory: return .directory
+        case .regular(_, let size): return .regular(size: size)
+        case .symlink(let t): return .symlink(t)
+        case .charDevice, .blockDevice: return .device
+        case .fifo: return .fifo
+        }
+    }
+
+    /// The bytes of a regular file (for `/etc/passwd` and friends); nil when `path` is
+    /// not a regular file. Files above `limit` are an error.
+    public func contents(of path: String, limit: Int = 16 << 20) throws -> [UInt8]? {
+        let comps = path.split(separator: "/").map(String.init).filter { $0 != "." }
+        guard let n = lookup(comps), case .regular(let body, let size) = n.kind else { return nil }
+        guard size <= limit else { throw ImageError.invalid("/\(comps.joined(separator: "/")) is larger than \(limit) bytes") }
+        guard let body else { return [] }
+        return try FileReader(path: body).readAll(limit: limit)
+    }
+
+    /// The owner and mode of the node at `path`.
+    public func metadata(at path: String) -> (mode: UInt32, uid: Int, gid: Int)? {
+        let comps = path.split(separator: "/").map(String.init).filter { $0 != "." }
+        return lookup(comps).map { ($0.mode, $0.uid, $0.gid) }
+    }
+
+    /// Every path with its node, parents before children, siblings sorted bytewise
+    /// (GNU tar's `--sort=name` order). The root is not included.
+    func walk(_ body: (String, Node) throws -> Void) rethrows {
+        func visit(_ dir: Node, _ prefix: String) throws {
+            let names = dir.children.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            for name in names {
+                let node = dir.children[name]!.node
+                let path = prefix.isEmpty ? name : prefix + "/" + name
+                try body(path, node)
+                if node.isDirectory { try visit(node, path) }
+            }
+        }
+        try visit(root, "")
+    }
+
+    /// All paths in order (for tests and listings); directories end in `/`.
+    public var paths: [String] {
+        var out: [String] = []
+        walk { p, n in out.append(n.isDirectory ? p + "/" : p) }
+        return out
+    }
+}
+
+/// Hashes what is read through it.
+final class DigestingReader: ByteReader {
+    private let source: ByteReader
+    private var hasher = SHA256Hasher()
+
+    init(_ source: ByteReader) { self.source = source }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try source.read(into: buffer)
+        if n > 0 { hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
+        return n
+    }
+
+    /// Reads (and hashes) whatever is left.
+    func drain() throws {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buf.deallocate() }
+        while try read(into: buf) > 0 {}
+    }
+
+    var count: Int64 { hasher.count }
+    var digest: Digest { hasher.finalize() }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import KilnImage
+import KilnOCI
+import KilnRegistry
+
+struct Push: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Upload a local image to a registry.",
+        discussion: """
+            SOURCE is docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH[:TAG]; REF is \
+            docker://HOST[:PORT]/REPO[:TAG]. Blobs the registry already has are not uploaded; \
+            the manifest is pushed byte for byte, so its digest is the source's.
+
+            Example: kiln push oci:layout:1.0 docker://127.0.0.1:5000/hello:1.0
+            """)
+
+    @Argument(help: "The local image.")
+    var source: String
+
+    @Argument(help: "The registry reference to push to.")
+    var reference: String
+
+    @OptionGroup var registry: RegistryFlags
+
+    @Flag(help: "Print the result as JSON (reference, digest, size) on stdout.")
+    var json = false
+
+    mutating func run() throws {
+        try reportingErrors {
+            let src = try ImageLocation(parsing: source)
+            let dst = try RegistryReference(parsing: reference)
+            let options = try registry.options(json: json)
+            let imageSource = try src.source(options: options)
+            defer { (imageSource as? RegistrySource)?.removeSpool() }
+            let image = try imageSource.image()
+            let sink = try ImageLocation.registry(dst).sink(options: options)
+            let written = try sink.write(image.pending(name: dst.name, tag: dst.tag ?? "latest"))
+            try reportPush(written, json: json)
+        }
+    }
+}
+
+/// Prints what a push wrote: one line, or `{reference, digest, size}` with --json.
+func reportPush(_ written: WrittenImage, json: Bool, size: Int64? = nil) throws {
+    if json {
+        try printJSON(TransferReport(reference: "docker://" + written.reference, digest: written.manifestDigest, size: size ?? 0))
+    } else {
+        print("docker://\(written.reference) \(written.manifestDigest)")
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+/// A fault-injecting proxy between Kiln and the registry: resets mid-blob, 5xx, 429
+/// with Retry-After, slow answers and a flipped byte.
+@Suite(.serialized) struct RegistryFaultTests {
+    struct Setup {
+        let reg: TestRegistry
+        let proxy: FaultProxy
+        let env: KilnEnv
+        let work: TempDir
+        let layer: String
+        var ref: String { "docker://\(proxy.host)/faults/img:1" }
+    }
+
+    /// A registry holding an image with a ~1 MiB layer, and a proxy in front of it.
+    func setup() throws -> Setup {
+        let reg = try TestRegistry()
+        let env = try KilnEnv()
+        let work = try TempDir()
+        let spec = try writeFilesSpec(in: work, bigBytes: 1_000_000)
+        let out = try env.kiln(["build", spec, "--push", "docker://\(reg.host)/faults/img:1", "--json"])
+        let w = try parseJSON(out.stdout) as! [String: Any]
+        let layer = ((w["layers"] as! [[String: Any]])[0]["digest"] as! String)
+        return Setup(reg: reg, proxy: try FaultProxy(upstream: reg.port), env: env, work: work, layer: layer)
+    }
+
+    @Test func connectionResetMidBlobResumesWithRange() throws {
+        let s = try setup()
+        defer { s.proxy.stop() }
+        s.proxy.add("GET", "/blobs/\(s.layer)", .resetAfter(bytes: 300_000))
+        try s.env.kiln(["pull", s.ref, "-o", s.work.path + "/out", "--format", "oci"])
+        let ranged = s.proxy.requests.filter { $0.target.contains(s.layer) && $0.range != nil }
+        #expect(!ranged.isEmpty, "no Range request: \(s.proxy.requests)")
+        #expect(ranged.allSatisfy { $0.range!.hasPrefix("bytes=") && $0.range != "bytes=0-" })
+        try run("skopeo", ["inspect", "oci:\(s.work.path)/out:1"])
+        #expect(s.env.leftovers.isEmpty)
+    }
+
+    @Test func serverErrorsAndTooManyRequestsAreRetried() throws {
+        let s = try setup()
+        defer { s.proxy.stop() }
+        s.proxy.add("GET", "/manifests/", .status(500), times: 2)
+        s.proxy.add("GET", "/blobs/\(s.layer)", .status(503))
+        s.proxy.add("GET", "/blobs/", .tooManyRequests(retryAfter: 1))
+        let start = Date()
+        try s.env.kiln(["pull", s.ref, "-o", s.work.path + "/out.tar"])
+        #expect(Date().timeIntervalSince(start) >= 1, "Retry-After was not honoured")
+        #expect(s.proxy.requests.filter { $0.target.contains("/manifests/") }.count >= 3)
+
+        // Pushing through failures: a failed upload is started again.
+        s.proxy.add("PUT", "/blobs/uploads/", .status(500))
+        s.proxy.add("PUT", "/manifests/", .status(502))
+        try s.env.kiln(["push", "docker-archive:\(s.work.path)/out.tar", "docker://\(s.proxy.host)/faults/again:1"])
+        try skopeoInspect("docker://\(s.reg.host)/faults/again:1")
+    }
+
+    @Test func slowAnswersTimeOutAndAreRetried() throws {
+        let s = try setup()
+        defer { s.proxy.stop() }
+        s.proxy.add("GET", "/blobs/\(s.layer)", .delay(seconds: 3))
+        let r = try s.env.kiln(["pull", s.ref, "-o", s.work.path + "/out.tar"], extra: ["KILN_REGISTRY_READ_TIMEOUT": "1"])
+        #expect(r.status == 0)
+        #expect(s.proxy.requests.filter { $0.target.contains(s.layer) }.count >= 2)
+    }
+
+    @Test func aFlippedByteFailsThePullAndLeavesNothing() throws {
+        let s = try setup()
+        defer { s.proxy.stop() }
+        s.proxy.add("GET", "/blobs/\(s.layer)", .flipByte, times: 100)
+        let out = s.work.path + "/out"
+        let r = try s.env.kiln(["pull", s.ref, "-o", out, "--format", "oci"], check: false)
+        #expect(r.status == 1)
+        let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("kiln: error:") }
+        #expect(lines.count == 1 && lines[0].contains(s.layer) && lines[0].contains("digest mismatch"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect(s.env.leftovers.isEmpty, "\(s.env.leftovers)")
+        let siblings = try FileManager.default.contentsOfDirectory(atPath: s.work.path).filter { $0.hasPrefix(".out") }
+        #expect(siblings.isEmpty, "\(siblings)")
+
+        // A tampered manifest under a pinned digest is refused too.
+        let digest = (try parseJSON(try skopeoInspect("docker://\(s.reg.host)/faults/img:1")) as! [String: Any])["Digest"] as! String
+        s.proxy.add("GET", "/manifests/\(digest)", .flipByte, times: 100)
+        let m = try s.env.kiln(["pull", "docker://\(s.proxy.host)/faults/img@\(digest)", "-o", out], check: false)
+        #expect(m.status == 1 && m.stderr.contains(digest), "\(m.stderr)")
+    }
+}

@@ -55,29 +55,13 @@ extension FileTree {
         let target = FileTree.normalize(imagePath)
         if node.isDirectory {
             if !target.isEmpty { insert(target, node) }
-            for name in try FileTree.listDirectory(hostPath) {
+            for name in try FileSystem.listDirectory(hostPath) {
                 try addHost(hostPath + "/" + name, at: target.isEmpty ? name : target + "/" + name, xattrs: xattrs)
             }
         } else {
             guard !target.isEmpty else { throw BuildError("\(hostPath) is not a directory, so it cannot be merged into /") }
             insert(target, node)
         }
-    }
-
-    /// Directory entries, sorted bytewise so traversal order never depends on the file system.
-    static func listDirectory(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else {
-            throw BuildError("cannot list \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let ent = readdir(dir) {
-            let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
     }
 }
 

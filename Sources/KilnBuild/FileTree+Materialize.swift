@@ -57,7 +57,7 @@ extension FileTree {
     public static func readBack(from dir: String, previous: FileTree) throws -> FileTree {
         var tree = FileTree()
         func walk(_ hostPath: String, _ rel: String) throws {
-            for name in try FileTree.listDirectory(hostPath) {
+            for name in try FileSystem.listDirectory(hostPath) {
                 let h = hostPath + "/" + name
                 let r = rel.isEmpty ? name : rel + "/" + name
                 var node = try FileNode.host(h, xattrs: false)

@@ -26,7 +26,7 @@ public final class LayerCache: @unchecked Sendable {
     public init(root: String) throws {
         self.root = root
         for d in ["", "/layers", "/blobs/sha256", "/tmp"] {
-            try LayerCache.mkdirs(root + d)
+            try FileSystem.makeDirectories(root + d)
         }
         lockFD = open(root + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard lockFD >= 0 else { throw BuildError("cache \(root): cannot open its lock: \(String(cString: strerror(errno)))") }
@@ -129,10 +129,10 @@ public final class LayerCache: @unchecked Sendable {
             var st = stat()
             if lstat(p, &st) == 0 && unlink(p) == 0 { freed += Int64(st.st_size) }
         }
-        for n in try FileTree.listDirectory(root + "/tmp") { remove(root + "/tmp/" + n) }
+        for n in try FileSystem.listDirectory(root + "/tmp") { remove(root + "/tmp/" + n) }
         let now = Int64(time(nil))
         var live = Set<String>()
-        for n in try FileTree.listDirectory(root + "/layers") {
+        for n in try FileSystem.listDirectory(root + "/layers") {
             let p = root + "/layers/" + n
             var st = stat()
             guard lstat(p, &st) == 0 else { continue }
@@ -145,20 +145,10 @@ public final class LayerCache: @unchecked Sendable {
                 remove(p)
             }
         }
-        for n in try FileTree.listDirectory(root + "/blobs/sha256") where !live.contains(n) {
+        for n in try FileSystem.listDirectory(root + "/blobs/sha256") where !live.contains(n) {
             remove(root + "/blobs/sha256/" + n)
         }
         return freed
-    }
-
-    static func mkdirs(_ path: String) throws {
-        var cur = ""
-        for c in path.split(separator: "/") {
-            cur += "/" + c
-            if mkdir(cur, 0o755) != 0 && errno != EEXIST {
-                throw BuildError("cache: cannot create \(cur): \(String(cString: strerror(errno)))")
-            }
-        }
     }
 }
 

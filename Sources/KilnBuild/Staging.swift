@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KilnArchive
 import KilnOCI
 
 /// A private temporary directory for one build: bodies unpacked from archives and
@@ -21,7 +22,7 @@ public final class Staging: @unchecked Sendable {
         path = String(cString: p)
     }
 
-    deinit { Staging.remove(path) }
+    deinit { FileSystem.removeTree(path) }
 
     public func recordContent(_ path: String, digest: Digest) { digests[path] = digest }
 
@@ -31,28 +32,5 @@ public final class Staging: @unchecked Sendable {
     public func newPath(_ hint: String) -> String {
         counter += 1
         return "\(path)/\(counter)-\(hint)"
-    }
-
-    static func remove(_ path: String) {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            // Directories made read-only by a script must still be emptied.
-            chmod(path, 0o700)
-            if let d = opendir(path) {
-                var names: [String] = []
-                while let e = readdir(d) {
-                    let n = withUnsafePointer(to: e.pointee.d_name) {
-                        $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                    }
-                    if n != "." && n != ".." { names.append(n) }
-                }
-                closedir(d)
-                for n in names { remove(path + "/" + n) }
-            }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
     }
 }

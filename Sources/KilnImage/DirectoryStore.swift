@@ -20,7 +20,7 @@ public final class DirectoryStore: LayoutStore {
             guard (st.st_mode & S_IFMT) == S_IFDIR else {
                 throw ImageError.invalid("\(path) exists and is not a directory")
             }
-            let entries = (try? listNames(path)) ?? []
+            let entries = (try? FileSystem.listDirectory(path)) ?? []
             guard entries.isEmpty || entries.contains("oci-layout") else {
                 throw ImageError.invalid("\(path) exists and is not an OCI layout; refusing to write into it")
             }
@@ -30,7 +30,7 @@ public final class DirectoryStore: LayoutStore {
             isNew = true
             work = siblingTemp(of: path)
         }
-        try makeDirectories(work + "/blobs/sha256")
+        try FileSystem.makeDirectories(work + "/blobs/sha256")
     }
 
     deinit { if !committed { abort() } }
@@ -44,7 +44,7 @@ public final class DirectoryStore: LayoutStore {
             try file.sync()
             let digest = hasher.digest
             let final = work + "/" + name(digest)
-            try makeDirectories(parentDirectory(final))
+            try FileSystem.makeDirectories(parentDirectory(final))
             guard rename(tmp, final) == 0 else { throw ImageError.io("cannot write \(final): \(errnoMessage())") }
             return (digest, hasher.count)
         } catch {
@@ -65,7 +65,7 @@ public final class DirectoryStore: LayoutStore {
     public func putLocalFile(_ name: String, from path: String, size: Int64) throws {
         let final = work + "/" + name
         if access(final, F_OK) == 0 { return }
-        try makeDirectories(parentDirectory(final))
+        try FileSystem.makeDirectories(parentDirectory(final))
         // A hard link costs nothing; across file systems, a kernel copy.
         if link(path, final) == 0 { return }
         let tmp = work + "/blobs/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -96,7 +96,7 @@ public final class DirectoryStore: LayoutStore {
     }
 
     public func putDirectory(_ name: String) throws {
-        try makeDirectories(work + "/" + name)
+        try FileSystem.makeDirectories(work + "/" + name)
     }
 
     public func existingFile(_ name: String) -> [UInt8]? {
@@ -113,20 +113,7 @@ public final class DirectoryStore: LayoutStore {
     }
 
     public func abort() {
-        if isNew { removeTree(work) }
+        if isNew { FileSystem.removeTree(work) }
         committed = true
     }
-}
-
-func listNames(_ path: String) throws -> [String] {
-    guard let d = opendir(path) else { throw ImageError.io("cannot list \(path): \(errnoMessage())") }
-    defer { closedir(d) }
-    var names: [String] = []
-    while let e = readdir(d) {
-        let n = withUnsafePointer(to: e.pointee.d_name) {
-            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-        }
-        if n != "." && n != ".." { names.append(n) }
-    }
-    return names
 }

@@ -53,37 +53,6 @@ func parentDirectory(_ path: String) -> String {
     return slash == path.startIndex ? "/" : String(path[..<slash])
 }
 
-func makeDirectories(_ path: String) throws {
-    var cur = path.hasPrefix("/") ? "" : "."
-    for c in path.split(separator: "/") {
-        cur += "/" + c
-        if mkdir(cur, 0o755) != 0 && errno != EEXIST {
-            throw ImageError.io("cannot create directory \(cur): \(errnoMessage())")
-        }
-    }
-}
-
-func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        if let d = opendir(path) {
-            var names: [String] = []
-            while let e = readdir(d) {
-                let n = withUnsafePointer(to: e.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if n != "." && n != ".." { names.append(n) }
-            }
-            closedir(d)
-            for n in names { removeTree(path + "/" + n) }
-        }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
-
 func readSmallFile(_ path: String, limit: Int = 64 << 20) -> [UInt8]? {
     guard let r = try? FileReader(path: path) else { return nil }
     return try? r.readAll(limit: limit)

@@ -79,7 +79,7 @@ extension Rootfs {
             guard rename(tmp, path) == 0 else { throw ImageError.io("cannot move \(tmp) to \(path): \(errnoMessage())") }
             return writer.warnings
         } catch {
-            removeTree(tmp)
+            FileSystem.removeTree(tmp)
             throw error
         }
     }

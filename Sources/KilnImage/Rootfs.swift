@@ -81,7 +81,7 @@ public final class Rootfs {
         self.limits = limits
     }
 
-    deinit { removeTree(spoolDirectory) }
+    deinit { FileSystem.removeTree(spoolDirectory) }
 
     // MARK: Applying layers
 

@@ -28,6 +28,12 @@ import Yams
 //   xattrs: false
 //   compressor: gzip               # gzip, zstd or none
 //   config: {Entrypoint: [...], Cmd: [...], Env: [K=V], ...}   # Docker names
+//   fromImage: oci-archive:base.tar:v1  # a base image, any transport; its layers are reused
+//   fromImageName: example/base         # choose among the images of one archive
+//   fromImageTag: v1
+//   runAsRoot: |                        # run as root in namespaces over an overlayfs of the image
+//     useradd -m app
+//   runAsRootNetwork: false             # default false: no network for runAsRoot
 //
 // Every error reads `FILE:LINE: KEY: what is wrong`, KEY being a path such as
 // `config.Env[2]` (list indices count from 0).

@@ -1,12 +1,15 @@
 import ArgumentParser
 import KilnImage
 import KilnOCI
+import KilnRegistry
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show an image's manifest digest, platform, config and layers.",
         discussion: """
-            IMAGE is docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH[:TAG].
+            IMAGE is docker://HOST[:PORT]/REPO[:TAG][@DIGEST], docker-archive:PATH, oci:DIR[:TAG] \
+            or oci-archive:PATH[:TAG]. A registry image is read without downloading its layers; \
+            an index or manifest list is followed to --platform (default: this machine's).
             --json prints {reference, manifestDigest, manifest, config, layers[{digest, diffID, size, mediaType}]}.
             """)
 
@@ -15,6 +18,11 @@ struct Inspect: ParsableCommand {
 
     @Flag(help: "Print JSON for scripts instead of text.")
     var json = false
+
+    @Option(help: "The platform to pick from an index: OS/ARCH[/VARIANT].")
+    var platform: String?
+
+    @OptionGroup var registry: RegistryFlags
 
     struct LayerInfo: Codable {
         var digest: Digest
@@ -35,8 +43,11 @@ struct Inspect: ParsableCommand {
 
     mutating func run() throws {
         try reportingErrors {
-            let ref = try ImageReference(parsing: image)
-            let img = try ref.source().image()
+            let ref = try ImageLocation(parsing: image)
+            let platform = try self.platform.map(PlatformSelection.parse) ?? .host
+            let source = try ref.source(options: try registry.options(json: true), platform: platform)
+            defer { (source as? RegistrySource)?.removeSpool() }
+            let img = try source.image()
             let layers = img.layers.map { LayerInfo(digest: $0.descriptor.digest, diffID: $0.diffID, size: $0.descriptor.size, mediaType: $0.descriptor.mediaType) }
             if json {
                 let r = Report(reference: ref.description, names: img.names, manifestDigest: img.manifestDigest, manifest: img.manifest,

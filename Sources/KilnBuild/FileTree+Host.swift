@@ -65,7 +65,8 @@ extension FileTree {
     }
 }
 
-/// Extended attributes of host files.
+/// Extended attributes of host files, every namespace (the trusted ones too when
+/// Kiln runs as root, as runAsRoot needs).
 enum Xattrs {
     static func read(_ path: String) throws -> [String: [UInt8]] {
         let size = llistxattr(path, nil, 0)

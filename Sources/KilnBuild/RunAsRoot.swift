@@ -151,7 +151,7 @@ public struct RunAsRoot {
     public static func changes(inUpper upper: String, rootOwner: (uid: uid_t, gid: gid_t)? = nil) throws -> FileTree {
         var tree = FileTree()
         func walk(_ host: String, _ rel: String) throws {
-            for name in try listNames(host) {
+            for name in try FileSystem.listDirectory(host) {
                 let h = host + "/" + name
                 let r = rel.isEmpty ? name : rel + "/" + name
                 var st = stat()
@@ -160,7 +160,7 @@ public struct RunAsRoot {
                 let fmt = st.st_mode & S_IFMT
                 var xattrs: [String: [UInt8]] = [:]
                 if fmt != S_IFLNK {
-                    xattrs = try readXattrs(h)
+                    xattrs = try Xattrs.read(h)
                 }
                 let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"].contains { xattrs[$0] == Array("y".utf8) }
                 xattrs = xattrs.filter { !$0.key.hasPrefix("trusted.overlay.") && !$0.key.hasPrefix("user.overlay.") }
@@ -199,40 +199,6 @@ public struct RunAsRoot {
         }
         try walk(upper, "")
         return tree
-    }
-
-    static func listNames(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else {
-            throw BuildError("cannot list \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let ent = readdir(dir) {
-            let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-    }
-
-    /// Every extended attribute, the trusted ones included (Kiln runs as root here).
-    static func readXattrs(_ path: String) throws -> [String: [UInt8]] {
-        let size = llistxattr(path, nil, 0)
-        if size <= 0 { return [:] }
-        var names = [CChar](repeating: 0, count: size)
-        let n = llistxattr(path, &names, size)
-        guard n > 0 else { return [:] }
-        var out: [String: [UInt8]] = [:]
-        for raw in names[..<n].split(separator: 0) {
-            let name = String(decoding: raw.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let vsize = lgetxattr(path, name, nil, 0)
-            guard vsize >= 0 else { continue }
-            var value = [UInt8](repeating: 0, count: vsize)
-            let got = lgetxattr(path, name, &value, vsize)
-            if got >= 0 { out[name] = Array(value[..<got]) }
-        }
-        return out
     }
 }
 

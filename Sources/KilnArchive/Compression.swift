@@ -21,7 +21,9 @@ public enum Compression: String, Sendable, CaseIterable {
         switch self {
         case .none: return PassthroughWriter(next)
         case .gzip: return ParallelGzipWriter(next)
-        case .zstd: return ZstdWriter(next)
+        // Always libzstd's worker threads (never 0): the bytes are then the same for any
+        // number of cores, so a build on 2 cores equals one on 64.
+        case .zstd: return ZstdWriter(next, threads: ProcessInfoCores.count)
         }
     }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import KilnArchive
 
 /// One entry of a layer, ready for the tar writer: the header plus where the body comes from.
@@ -7,25 +10,19 @@ public struct LayerEntry: Sendable, Equatable {
 }
 
 extension FileTree {
-    /// Compares paths component by component, bytewise: the order of GNU tar's
-    /// `--sort=name`, with every parent before its children.
-    public static func pathPrecedes(_ a: String, _ b: String) -> Bool {
-        var ia = a.utf8.makeIterator()
-        var ib = b.utf8.makeIterator()
-        while true {
-            let ca = ia.next(), cb = ib.next()
-            switch (ca, cb) {
-            case (nil, nil): return false
-            case (nil, _): return true
-            case (_, nil): return false
-            case let (x?, y?):
-                if x == y { continue }
-                // '/' ends a component, so it sorts before any other byte.
-                if x == UInt8(ascii: "/") { return true }
-                if y == UInt8(ascii: "/") { return false }
-                return x < y
-            }
+    /// Paths in the order of GNU tar's `--sort=name`: component by component, bytewise,
+    /// every parent before its children. Each path's bytes with `/` turned into 0 (which
+    /// no name contains) compare as plain byte strings, so the sort runs on memcmp.
+    public static func sortedPaths<S: Sequence>(_ paths: S) -> [String] where S.Element == String {
+        var keyed: [([UInt8], String)] = paths.map { p in
+            (p.utf8.map { $0 == UInt8(ascii: "/") ? 0 : $0 }, p)
         }
+        keyed.sort { a, b in
+            let n = min(a.0.count, b.0.count)
+            let c = n == 0 ? 0 : a.0.withUnsafeBufferPointer { x in b.0.withUnsafeBufferPointer { y in memcmp(x.baseAddress!, y.baseAddress!, n) } }
+            return c != 0 ? c < 0 : a.0.count < b.0.count
+        }
+        return keyed.map(\.1)
     }
 
     /// The layer's entries in their final order, each with its tar header.
@@ -34,7 +31,7 @@ extension FileTree {
     /// `perms`) are written once; the others become hard links to the first in order,
     /// so the choice never depends on how the inputs were created.
     public func entries(mtime: Int64) -> [LayerEntry] {
-        let ordered = nodes.keys.sorted(by: FileTree.pathPrecedes)
+        let ordered = FileTree.sortedPaths(nodes.keys)
         struct LinkKey: Hashable {
             var identity: FileIdentity
             var mode: UInt32, uid: Int, gid: Int

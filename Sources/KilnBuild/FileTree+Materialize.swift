@@ -12,7 +12,7 @@ extension FileTree {
         func fail(_ what: String, _ p: String) -> BuildError {
             BuildError("cannot \(what) \(p) for extraCommands: \(String(cString: strerror(errno)))")
         }
-        let ordered = nodes.keys.sorted(by: FileTree.pathPrecedes)
+        let ordered = FileTree.sortedPaths(nodes.keys)
         var linked: [FileIdentity: String] = [:]
         for rel in ordered {
             let node = nodes[rel]!

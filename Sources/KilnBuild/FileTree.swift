@@ -93,7 +93,11 @@ public struct FileTree: Sendable, Equatable {
     /// Merges `other` over this tree in order, later wins, as if its nodes were
     /// inserted one by one (parents first); its implicit directories only fill gaps.
     public mutating func merge(_ other: FileTree) {
-        for p in other.nodes.keys.sorted(by: FileTree.pathPrecedes) {
+        if nodes.isEmpty {
+            self = other
+            return
+        }
+        for p in FileTree.sortedPaths(other.nodes.keys) {
             if other.implicitDirectories.contains(p), nodes[p]?.isDirectory == true { continue }
             insert(p, other.nodes[p]!)
             if other.implicitDirectories.contains(p) { implicitDirectories.insert(p) }

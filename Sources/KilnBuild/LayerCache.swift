@@ -53,9 +53,8 @@ public final class LayerCache: @unchecked Sendable {
     /// The cache key of a layer about to be built.
     public func key(for layer: TreeLayer, compression: Compression, staging: Staging?) throws -> String {
         var h = SHA256Hasher()
-        h.update(Array("kiln-layer-v1 \(compression.rawValue)\n".utf8))
+        h.update(Array("kiln-layer-v1 \(compression.rawValue) \(layer.metadataDigest)\n".utf8))
         for e in layer.entries {
-            h.update(try TarWriter.encode(e.header))
             switch e.source {
             case .host(let path, let size, _)?:
                 if let digest = staging?.contentDigest(of: path) {

@@ -32,7 +32,7 @@ extension FileTree {
     public func split(provenance: [String: Set<Int>], strategy: LayeringStrategy, budget: Int) throws -> LayerPlan {
         precondition(budget >= 1)
         if strategy == .single || budget == 1 { return LayerPlan(layers: [self]) }
-        let ordered = nodes.keys.sorted(by: FileTree.pathPrecedes)
+        let ordered = FileTree.sortedPaths(nodes.keys)
         // Directories with descendants are ancestors, not members.
         var hasChildren = Set<String>()
         for p in ordered {
@@ -92,7 +92,7 @@ extension FileTree {
             // Bottom to top: most shared first (they change least), then by key.
             own.sort { a, b in a.key.count != b.key.count ? a.key.count > b.key.count : keyOrder(a, b) }
             groups = own.map(\.paths)
-            if !rest.isEmpty { groups.append(rest.sorted(by: FileTree.pathPrecedes)) }
+            if !rest.isEmpty { groups.append(FileTree.sortedPaths(rest)) }
             if !custom.isEmpty {
                 if groups.count < budget { groups.append(custom) } else { groups[groups.count - 1] += custom }
             }
@@ -108,7 +108,7 @@ extension FileTree {
     /// The given paths plus their ancestors, with this tree's metadata.
     func subtree(_ paths: [String]) -> FileTree {
         var t = FileTree()
-        for p in paths.sorted(by: FileTree.pathPrecedes) {
+        for p in FileTree.sortedPaths(paths) {
             var ancestors: [String] = []
             var cur = Substring(p)
             while let slash = cur.lastIndex(of: "/") {

@@ -1,17 +1,26 @@
 import KilnArchive
 import KilnImage
+import KilnOCI
 
 /// A layer produced from a file tree: entries in their final order, read from the
 /// host only while the tar stream is written.
 public struct TreeLayer: LayerProducer {
     public let entries: [LayerEntry]
     public let uncompressedSize: Int64
+    /// SHA-256 of every encoded header: the metadata part of the layer's cache key.
+    public let metadataDigest: Digest
 
     public init(tree: FileTree, mtime: Int64) throws {
         entries = tree.entries(mtime: mtime)
         var total: Int64 = 1024  // end-of-archive blocks
-        for e in entries { total += try TarWriter.entrySize(e.header) }
+        var hasher = SHA256Hasher()
+        for e in entries {
+            let header = try TarWriter.encode(e.header)
+            hasher.update(header)
+            total += Int64(header.count) + TarBlock.padded(e.header.bodySize)
+        }
         uncompressedSize = total
+        metadataDigest = hasher.finalize()
     }
 
     public func writeTar(to out: ByteWriter, tarsum: TarsumAccumulator?) throws {

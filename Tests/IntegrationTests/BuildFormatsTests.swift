@@ -132,3 +132,22 @@ func writeShellSpec(in dir: TempDir, name: String = "kiln-test/shell", tag: Stri
         #expect(viaStdin.stdout.hasPrefix("tarsum.v1+sha256:6ffd43a1"))
     }
 }
+
+@Suite struct ZstdLayerTests {
+    @Test func zstdLayersAreReadBySkopeoAndTheZstdTool() throws {
+        let dir = try TempDir()
+        let spec = try writeShellSpec(in: dir, extra: "compressor: zstd")
+        try kiln(["build", spec, "--format", "oci", "-o", dir.path + "/z", "--no-cache"])
+        let manifest = try parseJSON(try run("skopeo", ["inspect", "--raw", "oci:\(dir.path)/z:v1"]).stdout) as! [String: Any]
+        let layer = (manifest["layers"] as! [[String: Any]])[0]
+        #expect(layer["mediaType"] as? String == "application/vnd.oci.image.layer.v1.tar+zstd")
+        let blob = dir.path + "/z/blobs/sha256/" + (layer["digest"] as! String).dropFirst(7)
+        let listing = try sh("zstd -dc \(blob) | tar -tf -").stdout
+        #expect(listing.contains("etc/greeting"))
+        // skopeo checks every digest while copying it.
+        try run("skopeo", ["copy", "oci:\(dir.path)/z:v1", "oci:\(dir.path)/copy:v1"])
+        // The same bytes on a second build.
+        try kiln(["build", spec, "--format", "oci", "-o", dir.path + "/z2", "--no-cache"])
+        #expect(try snapshot(dir.path + "/z") == snapshot(dir.path + "/z2"))
+    }
+}

@@ -144,11 +144,14 @@ public final class TarWriter {
             for (i, c) in bytes.prefix(len).enumerated() { b[off + i] = c }
         }
         func octal(_ v: Int64, _ off: Int, _ len: Int) {
-            // len-1 digits, then NUL.
-            var s = String(v, radix: 8)
-            if s.count > len - 1 { s = String(repeating: "7", count: len - 1) }
-            s = String(repeating: "0", count: len - 1 - s.count) + s
-            put(Array(s.utf8), off, len - 1)
+            // len-1 zero-padded octal digits, then NUL (already there); all 7s if too big.
+            let digits = len - 1
+            let fits = v >= 0 && (digits >= 21 || v < (Int64(1) << (3 * Int64(digits))))
+            var x = fits ? v : -1
+            for i in stride(from: off + digits - 1, through: off, by: -1) {
+                b[i] = fits ? UInt8(ascii: "0") + UInt8(x & 7) : UInt8(ascii: "7")
+                x >>= 3
+            }
         }
         put(name.0, 0, 100)
         octal(Int64(h.mode & 0o7777), 100, 8)

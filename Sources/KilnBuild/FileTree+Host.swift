@@ -51,16 +51,21 @@ extension FileTree {
     /// Adds a host file or directory tree at `imagePath`. Symlinks inside the tree are
     /// stored as symlinks and never followed, so nothing outside the tree is read.
     public mutating func addHost(_ hostPath: String, at imagePath: String, xattrs: Bool) throws {
+        try addHost(hostPath, normalized: FileTree.normalize(imagePath), xattrs: xattrs)
+    }
+
+    private mutating func addHost(_ hostPath: String, normalized target: String, xattrs: Bool) throws {
         let node = try FileNode.host(hostPath, xattrs: xattrs)
-        let target = FileTree.normalize(imagePath)
         if node.isDirectory {
-            if !target.isEmpty { insert(target, node) }
+            if !target.isEmpty { insert(normalized: target, node) }
+            // Names from readdir hold no `/` and are never `.` or `..`: the joined path
+            // is already normal.
             for name in try FileSystem.listDirectory(hostPath) {
-                try addHost(hostPath + "/" + name, at: target.isEmpty ? name : target + "/" + name, xattrs: xattrs)
+                try addHost(hostPath + "/" + name, normalized: target.isEmpty ? name : target + "/" + name, xattrs: xattrs)
             }
         } else {
             guard !target.isEmpty else { throw BuildError("\(hostPath) is not a directory, so it cannot be merged into /") }
-            insert(target, node)
+            insert(normalized: target, node)
         }
     }
 }

@@ -80,7 +80,12 @@ public struct FileTree: Sendable, Equatable {
     /// there, subtree included. Missing parents are created as 0755 directories, and a
     /// non-directory parent is replaced by a directory.
     public mutating func insert(_ path: String, _ node: FileNode) {
-        let p = FileTree.normalize(path)
+        insert(normalized: FileTree.normalize(path), node)
+    }
+
+    /// `insert` for a path already in normal form (no leading, trailing or double `/`,
+    /// no `.` or `..`), such as one built from directory entries: skips normalising.
+    mutating func insert(normalized p: String, _ node: FileNode) {
         precondition(!p.isEmpty, "cannot insert the root")
         ensureParents(of: p)
         if let old = nodes[p] {

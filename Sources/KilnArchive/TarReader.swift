@@ -436,15 +436,7 @@ public final class TarReader {
     private func readBlock() throws -> [UInt8]? {
         let start = offset
         var block = [UInt8](repeating: 0, count: TarBlock.size)
-        let n = try block.withUnsafeMutableBytes { dst in
-            var done = 0
-            while done < dst.count {
-                let r = try readSome(into: UnsafeMutableRawBufferPointer(rebasing: dst[done...]))
-                if r == 0 { break }
-                done += r
-            }
-            return done
-        }
+        let n = try block.withUnsafeMutableBytes { try readFully(into: $0) }
         if n == 0 { return nil }
         guard n == TarBlock.size else {
             throw ArchiveError.corrupt("truncated tar archive: a header block at offset \(start) \(context) is cut short (\(n) of 512 bytes)")
@@ -452,17 +444,20 @@ public final class TarReader {
         return block
     }
 
+    /// Fills `dst` from the buffered source; fewer bytes only at the end of the stream.
+    private func readFully(into dst: UnsafeMutableRawBufferPointer) throws -> Int {
+        var done = 0
+        while done < dst.count {
+            let r = try readSome(into: UnsafeMutableRawBufferPointer(rebasing: dst[done...]))
+            if r == 0 { break }
+            done += r
+        }
+        return done
+    }
+
     private func readExtensionBody(_ size: Int, what: String, at blockOffset: Int64) throws -> [UInt8] {
         var body = [UInt8](repeating: 0, count: size)
-        let n = try body.withUnsafeMutableBytes { dst in
-            var done = 0
-            while done < dst.count {
-                let r = try readSome(into: UnsafeMutableRawBufferPointer(rebasing: dst[done...]))
-                if r == 0 { break }
-                done += r
-            }
-            return done
-        }
+        let n = try body.withUnsafeMutableBytes { try readFully(into: $0) }
         let message = { "truncated tar archive: the \(what) header at offset \(blockOffset) \(self.context) is cut short" }
         guard n == size else { throw ArchiveError.corrupt(message()) }
         try skip(TarBlock.padded(Int64(size)) - Int64(size), message)

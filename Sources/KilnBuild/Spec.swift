@@ -2,7 +2,7 @@ import Foundation
 import KilnOCI
 
 /// A build spec: what `kiln build` reads from a YAML (or JSON) file. The keys follow
-/// Nix's `dockerTools.buildImage`; see `Spec+Parse.swift` for the syntax and the checks.
+/// Nix's `dockerTools.buildImage`; see `SpecParser.swift` for the syntax and the checks.
 ///
 /// Every value here is already validated and normalised; defaults are filled in except
 /// where the builder has to decide (`tag`, `architecture`, `mtime`).

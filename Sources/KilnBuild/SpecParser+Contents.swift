@@ -1,0 +1,63 @@
+import Yams
+
+/// `contents`, and the host and image paths it names.
+extension SpecParser {
+    func parseContents(_ n: Node) throws -> [ContentItem] {
+        try list(n, "contents", itemHint: "a list of paths or of maps with `source`, `archive` or `closure`")
+            .enumerated().map { i, item in
+                let kp = "contents[\(i)]"
+                switch item {
+                case .scalar where !isNull(item):
+                    return ContentItem(kind: .directory, path: try hostPath(item, kp), location: location(item))
+                case .mapping:
+                    let f = try fields(item, at: kp, allowed: ["source", "archive", "closure", "target"])
+                    let given: [(String, ContentItem.Kind)] = [("source", .source), ("archive", .archive), ("closure", .closure)]
+                        .filter { f.entries[$0.0] != nil }
+                    guard let first = given.first else {
+                        throw fail(item, kp, "expected one of `source`, `archive` or `closure`")
+                    }
+                    let (key, kind) = first
+                    if given.count > 1 {
+                        let second = given[1].0
+                        throw fail(f.entries[second]!.key, "\(kp).\(second)",
+                                   "`\(key)` and `\(second)` cannot be used together; make them two items")
+                    }
+                    guard let pathNode = f[key] else { throw fail(f.entries[key]!.key, "\(kp).\(key)", "missing path") }
+                    let path = try hostPath(pathNode, "\(kp).\(key)")
+                    let target = try f["target"].map { try imagePath($0, "\(kp).target") }
+                    return ContentItem(kind: kind, path: path, target: target, location: location(item))
+                default:
+                    throw fail(item, kp, "expected a path or a map with `source`, `archive` or `closure`, got \(describe(item))")
+                }
+            }
+    }
+
+    /// A host path, resolved against the spec's directory.
+    func hostPath(_ n: Node, _ kp: String) throws -> String {
+        let s = try string(n, kp)
+        guard !s.isEmpty else { throw fail(n, kp, "empty path") }
+        guard !s.utf8.contains(0) else { throw fail(n, kp, "path contains a NUL character") }
+        return SpecPaths.clean(s.hasPrefix("/") ? s : directory + "/" + s)
+    }
+
+    /// A path inside the image: absolute, cleaned, not escaping the root. A trailing `/` is kept.
+    func imagePath(_ n: Node, _ kp: String) throws -> String {
+        let s = try string(n, kp)
+        guard s.hasPrefix("/") else {
+            throw fail(n, kp, "`\(s)` must be an absolute path inside the image (starting with `/`)")
+        }
+        guard !s.utf8.contains(0) else { throw fail(n, kp, "path contains a NUL character") }
+        var parts: [Substring] = []
+        for p in s.split(separator: "/") {
+            switch p {
+            case ".": continue
+            case "..":
+                guard !parts.isEmpty else { throw fail(n, kp, "`\(s)` escapes the image root") }
+                parts.removeLast()
+            default: parts.append(p)
+            }
+        }
+        let cleaned = "/" + parts.joined(separator: "/")
+        return s.hasSuffix("/") && cleaned != "/" ? cleaned + "/" : cleaned
+    }
+}

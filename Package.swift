@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "Kiln",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "kiln", targets: ["kiln"]),
         .library(name: "KilnOCI", targets: ["KilnOCI"]),
@@ -11,6 +10,7 @@ let package = Package(
         .library(name: "KilnImage", targets: ["KilnImage"]),
         .library(name: "KilnBuild", targets: ["KilnBuild"]),
         .library(name: "KilnRegistry", targets: ["KilnRegistry"]),
+        .library(name: "KilnDebian", targets: ["KilnDebian"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,13 +25,24 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
         .systemLibrary(name: "CLibdeflate", path: "Sources/CLibdeflate"),
+        .systemLibrary(name: "CLzma", path: "Sources/CLzma"),
 
         .target(name: "CKilnSys"),
 
         .target(name: "KilnOCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "KilnArchive", dependencies: ["KilnOCI", "CZlib", "CZstd", "CLibdeflate", "CKilnSys"]),
+        .target(name: "KilnArchive", dependencies: ["KilnOCI", "CZlib", "CZstd", "CLibdeflate", "CLzma", "CKilnSys"]),
         .target(name: "KilnImage", dependencies: ["KilnOCI", "KilnArchive", "CKilnSys"]),
-        .target(name: "KilnBuild", dependencies: ["KilnOCI", "KilnArchive", "KilnImage", "CKilnSys", "Yams"]),
+        // Debian repositories and packages: apt sources, signed Release files, Packages
+        // indexes, version rules, dependency resolution, .deb archives, downloads.
+        .target(name: "KilnDebian", dependencies: [
+            "KilnOCI", "KilnArchive",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .target(name: "KilnBuild", dependencies: ["KilnOCI", "KilnArchive", "KilnImage", "KilnDebian", "CKilnSys", "Yams",
+                                           .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "KilnRegistry", dependencies: [
             "KilnOCI", "KilnArchive", "KilnImage",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -40,7 +51,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .executableTarget(name: "kiln", dependencies: [
-            "KilnOCI", "KilnArchive", "KilnImage", "KilnBuild", "KilnRegistry",
+            "KilnOCI", "KilnArchive", "KilnImage", "KilnBuild", "KilnRegistry", "KilnDebian",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -49,6 +60,7 @@ let package = Package(
         .testTarget(name: "KilnImageTests", dependencies: ["KilnImage", "KilnBuild"]),
         .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild"]),
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
+        .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnArchive"]),
         .testTarget(name: "IntegrationTests", dependencies: ["KilnOCI"]),
     ],
     swiftLanguageModes: [.v6]

@@ -11,6 +11,8 @@ public enum LayeringStrategy: Sendable, Hashable {
     case popularity
     /// Paths matching each list of globs in its own layer, in order; the rest after them.
     case explicit([[String]])
+    /// Each Debian package its own layer; for the other contents it acts as `auto`.
+    case packages
 }
 
 /// The layers of one build, bottom to top, as file trees.
@@ -57,7 +59,7 @@ extension FileTree {
                 throw BuildError("layers: \(groups.count) layers are needed but maxLayers leaves room for \(budget)")
             }
             return LayerPlan(layers: groups.map(subtree))
-        case .auto, .popularity:
+        case .auto, .packages, .popularity:
             var byKey: [[Int]: [String]] = [:]
             for p in members {
                 let key = (provenance[p] ?? []).sorted()

@@ -61,6 +61,16 @@ public struct Spec: Sendable, Equatable {
     public static let layerLimit = 125
     /// `runAsRootNetwork`: let the script use the host's network (default false).
     public var runAsRootNetwork: Bool = false
+    /// `repositories`: the signed apt repositories `packages` come from, in order.
+    public var repositories: [RepositorySpec] = []
+    /// `packages`: Debian packages installed into the image with their dependencies, in order.
+    public var packages: [PackageSpec] = []
+    /// `recommends`: also install the packages' Recommends (default false, as with
+    /// `apt-get --no-install-recommends`).
+    public var recommends: Bool = false
+    /// `configure`: run `dpkg --configure -a` through the runAsRoot sandbox when the image
+    /// has dpkg, so maintainer scripts run (default false: packages are only unpacked).
+    public var configure: Bool = false
 
     public init(path: String, fileURL: URL, directory: String, name: String, tag: String? = nil,
                 architecture: String? = nil, os: String = "linux", variant: String? = nil,
@@ -153,6 +163,34 @@ public struct Spec: Sendable, Equatable {
     /// How layers are compressed.
     public enum Compressor: String, Sendable, Hashable, CaseIterable {
         case gzip, zstd, none
+    }
+}
+
+/// One item of `repositories`.
+public enum RepositorySpec: Sendable, Hashable {
+    /// `host`: the host's apt sources (`/etc/apt/sources.list`, `/etc/apt/sources.list.d`)
+    /// with their `Signed-By` keyrings.
+    case host(location: SourceLocation)
+    /// An explicit repository with deb822 semantics (sources.list(5)): `url` is
+    /// `http://…`, `https://…` or `file:/…`; a `suite` ending in `/` names a flat
+    /// repository and then `components` is empty; `keyring` is an absolute host path
+    /// (relative paths are resolved against the spec's directory; existence is checked
+    /// when the repository is used).
+    case explicit(url: String, suite: String, components: [String], keyring: String, location: SourceLocation)
+}
+
+/// One item of `packages`: `name` or `name=version`.
+public struct PackageSpec: Sendable, Hashable {
+    /// A Debian package name (Debian Policy §5.6.1).
+    public var name: String
+    /// An exact version to install; only its characters are checked here (Policy §5.6.12).
+    public var version: String?
+    public var location: SourceLocation
+
+    public init(name: String, version: String? = nil, location: SourceLocation) {
+        self.name = name
+        self.version = version
+        self.location = location
     }
 }
 

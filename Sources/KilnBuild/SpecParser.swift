@@ -34,6 +34,18 @@ import Yams
 //   runAsRoot: |                        # run as root in namespaces over an overlayfs of the image
 //     useradd -m app
 //   runAsRootNetwork: false             # default false: no network for runAsRoot
+//   maxLayers: 100                      # base layers included
+//   layering: auto                      # single (default), auto, popularity or packages; or
+//   layers: [[/usr/lib/*], /opt/app]    #   explicit groups of globs
+//   repositories:                       # signed apt repositories (see SpecParser+Packages.swift)
+//     - host                            # the host's apt sources and their Signed-By keyrings
+//     - url: https://deb.example/debian
+//       suite: bookworm                 # a suite ending in `/` is a flat repository
+//       components: [main]
+//       keyring: keys/archive.gpg
+//   packages: [python3, tzdata=2025b-0+deb12u1]   # `layering` then defaults to packages
+//   recommends: false                   # default false
+//   configure: false                    # default false: `dpkg --configure -a` in the sandbox
 //
 // Every error reads `FILE:LINE: KEY: what is wrong`, KEY being a path such as
 // `config.Env[2]` (list indices count from 0).
@@ -98,7 +110,7 @@ struct SpecParser {
     static let topKeys = ["name", "tag", "architecture", "os", "variant", "created", "mtime", "contents",
                           "users", "groups", "perms", "extraCommands", "xattrs", "compressor", "config",
                           "fromImage", "fromImageName", "fromImageTag", "runAsRoot", "runAsRootNetwork",
-                          "maxLayers", "layering", "layers"]
+                          "maxLayers", "layering", "layers", "repositories", "packages", "recommends", "configure"]
 
     func parse() throws -> Spec {
         let composed: Node?
@@ -205,12 +217,13 @@ struct SpecParser {
         }
         if let n = f["layering"] {
             let s = try string(n, "layering")
-            let all = ["auto", "popularity", "single"]
+            let all = ["auto", "popularity", "single", "packages"]
             switch s {
             case "auto": spec.layering = .auto
             case "popularity": spec.layering = .popularity
             case "single": spec.layering = .single
-            default: throw fail(n, "layering", "unknown strategy `\(s)`" + hint(s, all, expected: "auto, popularity or single"))
+            case "packages": spec.layering = .packages
+            default: throw fail(n, "layering", "unknown strategy `\(s)`" + hint(s, all, expected: "auto, popularity, single or packages"))
             }
         }
         if let n = f["layers"] {
@@ -225,6 +238,8 @@ struct SpecParser {
             }
             spec.layering = .explicit(groups)
         }
+        // Debian packages (see SpecParser+Packages.swift).
+        try parsePackageKeys(f, into: &spec)
         if let n = f["runAsRoot"] { spec.runAsRoot = try string(n, "runAsRoot") }
         if let n = f["runAsRootNetwork"] {
             spec.runAsRootNetwork = try bool(n, "runAsRootNetwork")

@@ -36,7 +36,8 @@ public enum Compression: String, Sendable, CaseIterable {
         }
     }
 
-    /// Opens `path` and decompresses it according to its magic bytes.
+    /// Opens `path` and decompresses it according to its magic bytes (gzip, zstd
+    /// or xz; see `decompressing`).
     /// - Parameter limit: the most bytes to produce before `ArchiveError.tooLarge`
     ///   (applies to uncompressed files too).
     public static func openDecompressed(path: String, limit: Int64? = nil) throws -> ByteReader {
@@ -44,14 +45,19 @@ public enum Compression: String, Sendable, CaseIterable {
     }
 
     /// Sniffs the first bytes of `reader` and returns a reader of the plain bytes:
-    /// `reader` itself (behind the sniffed bytes), or a gzip or zstd decoder.
+    /// `reader` itself (behind the sniffed bytes), or a gzip, zstd or xz decoder.
+    ///
+    /// xz (magic `FD 37 7A 58 5A 00`, xz-file-format §2.1.1.1) is recognised here
+    /// but is not a case of `Compression`, which names the OCI layer media types:
+    /// it occurs in Debian packages and indexes, never as a layer compression.
     /// - Parameter limit: the most bytes to produce before `ArchiveError.tooLarge`
     ///   (applies to uncompressed input too).
     public static func decompressing(_ reader: ByteReader, limit: Int64? = nil) throws -> ByteReader {
-        var magic = [UInt8](repeating: 0, count: 4)
+        var magic = [UInt8](repeating: 0, count: XzReader.magic.count)
         let n = try magic.withUnsafeMutableBytes { try reader.readFully(into: $0) }
-        magic.removeLast(4 - n)
+        magic.removeLast(magic.count - n)
         let prefixed = PrefixedReader(prefix: magic, reader)
+        if XzReader.isXz(magic) { return XzReader(prefixed, limit: limit) }
         return detect(magic).reader(prefixed, limit: limit)
     }
 }

@@ -43,7 +43,7 @@ extension FileTree {
         for path in ordered {
             let node = nodes[path]!
             var h = TarHeader(name: path, kind: .regular, mode: node.mode & 0o7777, uid: node.uid, gid: node.gid,
-                              mtime: mtime, xattrs: node.xattrs)
+                              mtime: node.mtime ?? mtime, xattrs: node.xattrs)
             var source: FileSource? = nil
             switch node.content {
             case .directory:

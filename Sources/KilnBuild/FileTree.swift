@@ -46,6 +46,9 @@ public struct FileNode: Sendable, Equatable {
     public var uid: Int
     public var gid: Int
     public var xattrs: [String: [UInt8]]
+    /// The node's own modification time, kept from its source (a Debian package's
+    /// data.tar, as dpkg keeps it); nil means the layer's `mtime`.
+    public var mtime: Int64? = nil
 
     public init(_ content: Content, mode: UInt32, uid: Int = 0, gid: Int = 0, xattrs: [String: [UInt8]] = [:]) {
         self.content = content

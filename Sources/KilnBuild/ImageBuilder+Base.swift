@@ -46,14 +46,15 @@ extension ImageBuilder {
     /// Puts the base layers in front of the new one and the runAsRoot layer after it,
     /// and builds the config on the base's. Without a base or runAsRoot, `image` is
     /// returned as it is.
-    func assemble(_ image: PendingImage, tree: FileTree, layer: TreeLayer, base: BaseImage?,
+    func assemble(_ image: PendingImage, tree: FileTree, base: BaseImage?,
                   created: String, createdEpoch: Int64, mtime: Int64) throws -> PendingImage {
-        guard base != nil || spec.runAsRoot != nil else { return image }
+        guard base != nil || runAsRootScript != nil else { return image }
         var out = image
         var layers: [LayerInput] = base?.image.layers.map { .stored($0) } ?? []
         var history: [History] = []
-        // On a base, an empty contents layer is left out.
-        let withContents = base == nil || !tree.paths.isEmpty
+        // On a base, an empty contents layer is left out (the plan drops it already when
+        // there are packages, whose layers are kept).
+        let withContents = base == nil || !tree.paths.isEmpty || (packages.map { !$0.packages.isEmpty } ?? false)
         if withContents {
             layers += image.layers
             history += image.config.history ?? []
@@ -62,14 +63,23 @@ extension ImageBuilder {
         if let base {
             config = ImageConfig.inherited(from: base.image.config, spec: spec, created: created, newHistory: [])
         }
-        if let script = spec.runAsRoot {
+        if let script = runAsRootScript {
             let location = spec.keyLocations["runAsRoot"].map { "\($0): " } ?? ""
             let fs = try base?.rootfs() ?? Rootfs(spoolDirectory: staging.newPath("rootfs"))
             if withContents {
-                let tarPath = staging.newPath("contents.tar")
-                let file = try FileWriter(creating: tarPath, mode: 0o600)
-                try layer.writeTar(to: file)
-                try fs.apply(tarStream: try FileReader(path: tarPath), what: "the new contents")
+                // Every new layer, in order: packages, Kiln's generated files, contents.
+                for (i, input) in image.layers.enumerated() {
+                    let what = "new layer \(i + 1) of \(image.layers.count)"
+                    switch input {
+                    case .stored(let stored):
+                        try fs.apply(stored, what: what)
+                    case .produced(let producer, _):
+                        let tarPath = staging.newPath("contents.tar")
+                        let file = try FileWriter(creating: tarPath, mode: 0o600)
+                        try producer.writeTar(to: file, tarsum: nil)
+                        try fs.apply(tarStream: try FileReader(path: tarPath), what: what)
+                    }
+                }
             }
             let lower = staging.newPath("lower")
             try fs.writeDirectory(at: lower, mtime: nil)

@@ -25,12 +25,23 @@ public struct ImageBuilder {
         self.staging = staging
     }
 
-    public func plan() throws -> PendingImage {
+    /// The Debian packages to install, fetched (see `PackagePlanner`); nil when the spec
+    /// has none.
+    public var packages: PackageSelection?
+    /// Notices for the user, one line each (packages whose maintainer scripts were not run…).
+    public var notice: @Sendable (String) -> Void = { _ in }
+    /// The base image, when the caller loaded it already (to read its dpkg status).
+    public var base: BaseImage?
+
+    public func plan() throws -> PendingImage { try planReport().image }
+
+    /// The image and what went into it (for the SBOM and `--json`).
+    public func planReport() throws -> BuildReport {
         let instant = now()
         let created = resolve(spec.created, instant)
         let mtime = resolve(spec.effectiveMtime, instant)
 
-        let base = try BaseImage.load(spec: spec, staging: staging)
+        let base = try self.base ?? BaseImage.load(spec: spec, staging: staging)
         var tree = FileTree()
         // Which content items provide each path: what layering groups by.
         var provenance: [String: Set<Int>] = [:]
@@ -51,27 +62,74 @@ public struct ImageBuilder {
         for p in tree.apply(spec.perms) {
             throw BuildError("\(p.location): perms: \"\(p.path)\" matches nothing in the image")
         }
-        let layer = try TreeLayer(tree: tree, mtime: mtime.epoch)
-        let budget = spec.maxLayers - (base?.image.layers.count ?? 0) - (spec.runAsRoot == nil ? 0 : 1)
+        var budget = spec.maxLayers - (base?.image.layers.count ?? 0) - (runAsRootScript == nil ? 0 : 1)
+        var pkg: PackageLayers?
+        if let packages, !packages.packages.isEmpty {
+            // Packages get what is left after one layer for Kiln's generated files and
+            // one for the other contents.
+            let room = budget - 1 - (tree.paths.isEmpty ? 0 : 1)
+            guard room >= 1 else {
+                let loc = spec.keyLocations["maxLayers"].map { "\($0): " } ?? ""
+                throw BuildError("\(loc)maxLayers: \(spec.maxLayers) leaves no room for package layers on a base of \(base?.image.layers.count ?? 0)")
+            }
+            let mergedUsr = try base.map(Self.isMergedUsr) ?? true
+            let p = try packageLayers(packages, budget: room, mergedUsr: mergedUsr, base: base, contentTree: tree)
+            if !p.withScripts.isEmpty {
+                notice("maintainer scripts not run (Kiln unpacks packages without dpkg): \(p.withScripts.joined(separator: ", "))")
+            }
+            budget -= p.layers.count + 1
+            pkg = p
+        }
         guard budget >= 1 else {
             let loc = spec.keyLocations["maxLayers"].map { "\($0): " } ?? ""
             throw BuildError("\(loc)maxLayers: \(spec.maxLayers) leaves no room for new layers on a base of \(base?.image.layers.count ?? 0)")
         }
         var split = try tree.split(provenance: provenance, strategy: spec.layering, budget: budget).layers
         if split.isEmpty { split = [FileTree()] }
-        let contentLayers = try split.map { try layerInput(try TreeLayer(tree: $0, mtime: mtime.epoch)) }
+        // With packages, an empty contents layer is left out.
+        if pkg != nil, tree.paths.isEmpty { split = [] }
+        var contentLayers = try split.map { try layerInput(try TreeLayer(tree: $0, mtime: mtime.epoch)) }
+        let comment = spec.path.split(separator: "/").last.map(String.init)
+        var history = contentLayers.map { _ in History(created: created.text, createdBy: "kiln build", comment: comment) }
+        if let pkg {
+            let generated = try layerInput(try TreeLayer(tree: pkg.generated, mtime: mtime.epoch))
+            contentLayers = pkg.layers.map(\.input) + [generated] + contentLayers
+            history = pkg.layers.map { History(created: created.text, createdBy: "kiln package", comment: $0.comment) }
+                + [History(created: created.text, createdBy: "kiln packages metadata", comment: comment)] + history
+        }
 
         let host = Platform.host
         let arch = spec.architecture ?? host.architecture
         let variant = spec.variant ?? (spec.architecture == nil ? host.variant : nil)
+        var containerConfig = spec.config
+        if pkg != nil, !(containerConfig.Env ?? []).contains(where: { $0.hasPrefix("PATH=") }),
+           !(base?.image.config.config?.Env ?? []).contains(where: { $0.hasPrefix("PATH=") }) {
+            containerConfig.Env = (containerConfig.Env ?? []) + [debianDefaultPath]
+        }
         let config = ImageConfig(
             architecture: arch, os: spec.os, variant: variant, created: created.text,
-            config: spec.config, rootfs: RootFS(diffIDs: []),
-            history: contentLayers.map { _ in History(created: created.text, createdBy: "kiln build", comment: spec.path.split(separator: "/").last.map(String.init)) })
-        return try assemble(PendingImage(name: spec.name, tag: spec.tag, config: config,
-                                         layers: contentLayers),
-                            tree: tree, layer: layer, base: base, created: created.text,
-                            createdEpoch: created.epoch, mtime: mtime.epoch)
+            config: containerConfig, rootfs: RootFS(diffIDs: []), history: history)
+        let image = try assemble(PendingImage(name: spec.name, tag: spec.tag, config: config,
+                                              layers: contentLayers),
+                                 tree: tree, base: base, created: created.text,
+                                 createdEpoch: created.epoch, mtime: mtime.epoch)
+        return BuildReport(spec: spec, image: image, base: base, packages: pkg?.unpacked.map {
+            BuildReport.Package(package: $0.package, files: $0.files, bytes: $0.bytes, license: $0.license)
+        } ?? [], satisfiedByInstalled: packages?.satisfiedByInstalled ?? [])
+    }
+
+    /// The script run as root: the spec's `runAsRoot`, after `dpkg --configure -a` when
+    /// `configure: true` asks for the packages' maintainer scripts to run.
+    var runAsRootScript: String? {
+        guard spec.configure, let packages, !packages.packages.isEmpty else { return spec.runAsRoot }
+        return "dpkg --configure -a\n" + (spec.runAsRoot ?? "")
+    }
+
+    /// True when the base keeps `/bin` as a symlink into `/usr` (Debian 12 and later).
+    static func isMergedUsr(_ base: BaseImage) throws -> Bool {
+        guard let item = try base.rootfs().item(at: "bin") else { return true }
+        if case .symlink = item { return true }
+        return false
     }
 
     /// A layer for the sink: from the cache when its inputs are unchanged, produced into

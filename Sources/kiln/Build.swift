@@ -41,6 +41,14 @@ struct Build: ParsableCommand {
     @Flag(help: "Write a docker-archive to stdout while producing it, with no temporary files (kiln build spec.yaml --stream | podman load).")
     var stream = false
 
+    @Flag(help: "Fail when the spec's packages are not pinned by a current lock file (for CI).")
+    var locked = false
+
+    @Option(help: "Write an SPDX 2.3 JSON SBOM of the image to this file.")
+    var sbom: String?
+
+    @OptionGroup var packageOptions: PackageOptions
+
     @OptionGroup var cacheOptions: CacheOptions
 
     @OptionGroup var registry: RegistryFlags
@@ -56,12 +64,43 @@ struct Build: ParsableCommand {
             let staging = try Staging()
             var builder = ImageBuilder(spec: spec, staging: staging)
             builder.cache = try cacheOptions.open()
+            builder.notice = notice
+            if !spec.packages.isEmpty {
+                let base = try BaseImage.load(spec: spec, staging: staging)
+                builder.base = base
+                var planner = PackagePlanner(spec: spec, architecture: packageArchitecture(spec),
+                                             store: try packageStore(cache: builder.cache, staging: staging))
+                planner.installed = try installedPackages(base)
+                planner.notice = notice
+                let lockPath = packageOptions.lockPath(spec: spec)
+                let lock = try PackageLock.read(lockPath)
+                let p = planner, locked = self.locked
+                builder.packages = try runBlocking { try await p.fetch(lock: lock, lockPath: lockPath, locked: locked) }
+            } else if locked {
+                throw ValidationError("--locked: the spec has no packages")
+            }
             // A docker-archive stores plain tars: cache and hand over those.
             if push == nil && (stream || format == .dockerArchive) { builder.layerCompression = Compression.none }
-            let image = try builder.plan()
+            let report = try builder.planReport()
+            let image = report.image
+            func writeSBOM(_ written: WrittenImage) throws {
+                guard let sbom else { return }
+                let bytes = try SBOM(report: report, manifestDigest: written.manifestDigest, reference: written.reference).encode()
+                let tmp = sbom + ".tmp-\(getpid())"
+                do {
+                    let w = try FileWriter(creating: tmp, mode: 0o644)
+                    try w.write(bytes)
+                    try w.sync()
+                    guard rename(tmp, sbom) == 0 else { throw BuildError("cannot write \(sbom): \(String(cString: strerror(errno)))") }
+                } catch {
+                    unlink(tmp)
+                    throw error
+                }
+            }
             if let push {
                 let ref = try RegistryReference(parsing: push)
                 let written = try RegistrySink(reference: ref, options: try registry.options(json: json)).write(image)
+                try writeSBOM(written)
                 if json { print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self)) } else { try reportPush(written, json: false) }
                 return
             }
@@ -69,7 +108,8 @@ struct Build: ParsableCommand {
                 guard output == nil, format == .dockerArchive else {
                     throw ValidationError("--stream writes a docker-archive to stdout; it takes no -o or --format")
                 }
-                _ = try DockerArchiveSink(streamingTo: StreamStore(FileWriter(fd: 1, path: "<stdout>"))).write(image)
+                let written = try DockerArchiveSink(streamingTo: StreamStore(FileWriter(fd: 1, path: "<stdout>"))).write(image)
+                try writeSBOM(written)
                 return
             }
             let base = spec.name.split(separator: "/").last.map(String.init) ?? "image"
@@ -83,6 +123,7 @@ struct Build: ParsableCommand {
             case .ociArchive:
                 written = try OCISink(store: try TarStore(path: out)).write(image)
             }
+            try writeSBOM(written)
             if json {
                 print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))
             } else {

@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KilnArchive
+import KilnDebian
+
+/// A Debian package unpacked as data: its files as a tree, plus what dpkg would record
+/// of it (the paths as the package names them, for `info/NAME.list`).
+public struct UnpackedPackage: Sendable {
+    public var tree: FileTree
+    /// Every path of the data.tar as the package names it (`/usr/bin/x`, `/bin/y`),
+    /// directories included, in archive order: dpkg's `.list` file.
+    public var packagePaths: [String]
+    /// Paths of regular files and their size, after merged-/usr placement.
+    public var fileCount: Int
+    public var byteCount: Int64
+}
+
+extension FileTree {
+    /// The top-level directories that merged-/usr systems (Debian 12 and later) keep as
+    /// symlinks into `/usr`: dpkg on such a system writes a package's `/lib/x` through
+    /// the symlink to `/usr/lib/x`, so Kiln places it there directly.
+    public static let mergedUsrDirectories = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]
+
+    /// `lib/x` → `usr/lib/x` on a merged-/usr system; other paths unchanged.
+    static func mergedUsrPath(_ rel: String) -> String {
+        let top = rel.split(separator: "/", maxSplits: 1).first.map(String.init) ?? rel
+        return mergedUsrDirectories.contains(top) ? "usr/" + rel : rel
+    }
+
+    /// Unpacks the data.tar of `deb` as dpkg would, without dpkg: modes, owners and
+    /// mtimes as in the package (so the same package gives the same layer in every
+    /// image), hard links kept, bodies spooled into `staging`. Paths stay data, so a
+    /// hostile member name can never write outside the build; one that climbs out of
+    /// the root is an error naming the package.
+    ///
+    /// - Parameter mergedUsr: place `/bin`, `/sbin`, `/lib*` entries under `/usr`.
+    public static func unpackDebian(_ deb: DebArchive, what: String, mergedUsr: Bool, staging: Staging) throws -> UnpackedPackage {
+        let tar = TarReader(try deb.openData())
+        let dir = staging.newPath("deb")
+        guard mkdir(dir, 0o700) == 0 else { throw BuildError("cannot create \(dir): \(String(cString: strerror(errno)))") }
+        var tree = FileTree()
+        var listed: [String] = []
+        var staged: [String: (path: String, size: Int64, id: FileIdentity)] = [:]
+        let device = UInt64.max - UInt64(UInt32.random(in: 0...UInt32.max))
+        var index: UInt64 = 0
+        var files = 0
+        var bytes: Int64 = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        func place(_ name: String) throws -> (rel: String, dest: String) {
+            var n = name
+            while n.hasPrefix("/") { n.removeFirst() }
+            if FileTree.escapesRoot(n) {
+                throw BuildError("\(what): data.tar member \"\(name)\" points outside the root")
+            }
+            let rel = FileTree.normalize(n)
+            return (rel, mergedUsr ? mergedUsrPath(rel) : rel)
+        }
+        do {
+            while let h = try tar.next() {
+                index += 1
+                let (rel, dest) = try place(h.name)
+                if rel.isEmpty { listed.append("/."); continue }
+                listed.append("/" + rel)
+                var node: FileNode
+                switch h.kind {
+                case .directory:
+                    node = FileNode(.directory, mode: h.mode)
+                case .regular:
+                    let body = "\(dir)/\(index)"
+                    let out = HashingWriter(try FileWriter(creating: body, mode: 0o600))
+                    var left = h.size
+                    while left > 0 {
+                        let n = try tar.readBody(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(min(Int64(buffer.count), left))]))
+                        if n == 0 { throw BuildError("\(what): data.tar member \"\(h.name)\" is truncated") }
+                        try out.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                        left -= Int64(n)
+                    }
+                    staging.recordContent(body, digest: out.digest)
+                    let id = FileIdentity(device: device, inode: index)
+                    staged[dest] = (body, h.size, id)
+                    node = FileNode(.file(.host(path: body, size: h.size, identity: id)), mode: h.mode)
+                    files += 1
+                    bytes += h.size
+                case .hardlink:
+                    let (_, target) = try place(h.linkName)
+                    guard let t = staged[target] else {
+                        throw BuildError("\(what): hard link \"\(h.name)\" points to \"\(h.linkName)\", which is not a file earlier in the package")
+                    }
+                    staged[dest] = t
+                    node = FileNode(.file(.host(path: t.path, size: t.size, identity: t.id)), mode: h.mode)
+                    files += 1
+                case .symlink:
+                    node = FileNode(.symlink(h.linkName), mode: 0o777)
+                case .charDevice:
+                    node = FileNode(.charDevice(major: h.devMajor, minor: h.devMinor), mode: h.mode)
+                case .blockDevice:
+                    node = FileNode(.blockDevice(major: h.devMajor, minor: h.devMinor), mode: h.mode)
+                case .fifo:
+                    node = FileNode(.fifo, mode: h.mode)
+                }
+                node.uid = h.uid
+                node.gid = h.gid
+                node.mtime = h.mtime
+                if node.isDirectory, let old = tree[dest], old.isDirectory {
+                    tree.update(dest) { $0.mode = node.mode; $0.uid = node.uid; $0.gid = node.gid; $0.mtime = node.mtime }
+                } else {
+                    tree.insert(dest, node)
+                }
+            }
+        } catch let e as BuildError {
+            throw e
+        } catch {
+            throw BuildError("\(what): \(error)")
+        }
+        return UnpackedPackage(tree: tree, packagePaths: listed, fileCount: files, byteCount: bytes)
+    }
+}

@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KilnArchive
+import KilnDebian
+import KilnImage
+import KilnOCI
+
+/// The layers a build's Debian packages become, and what Kiln writes in place of their
+/// maintainer scripts.
+struct PackageLayers {
+    /// One layer per package (the least popular merged into the last when the budget is
+    /// short), bottom to top, with a history comment each.
+    var layers: [(input: LayerInput, comment: String)]
+    /// Kiln's own files: dpkg metadata, the CA bundle, `/etc/localtime`, the merged-/usr
+    /// symlinks. A layer of its own above the packages.
+    var generated: FileTree
+    /// What went into the image, for the SBOM and `--json`.
+    var unpacked: [(package: FetchedPackage, files: Int, bytes: Int64, license: String?)]
+    /// Packages with maintainer scripts that Kiln did not run.
+    var withScripts: [String]
+}
+
+/// Debian's default `PATH` (base-files' /etc/profile and login.defs).
+let debianDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+extension ImageBuilder {
+    /// Unpacks the selected packages into layers. A package's layer depends only on the
+    /// package (its files, modes, owners and mtimes as shipped), so the same package at
+    /// the same version is the same layer in every image, shared in every registry.
+    func packageLayers(_ selection: PackageSelection, budget: Int, mergedUsr: Bool, base: BaseImage?,
+                       contentTree: FileTree) throws -> PackageLayers {
+        let location = spec.keyLocations["packages"].map { "\($0): packages" } ?? "packages"
+        // Most depended-on packages lowest in the stack (they change least), then by name.
+        let ordered = selection.packages.sorted { a, b in
+            a.package.requiredBy.count != b.package.requiredBy.count
+                ? a.package.requiredBy.count > b.package.requiredBy.count : a.package.name < b.package.name
+        }
+        var groups: [[FetchedPackage]] = ordered.map { [$0] }
+        if groups.count > budget {
+            let keep = max(budget - 1, 0)
+            let rest = Array(ordered[keep...])
+            groups = Array(groups.prefix(keep)) + [rest]
+        }
+        var out = PackageLayers(layers: [], generated: FileTree(), unpacked: [], withScripts: [])
+        var status: [String] = []
+        var caInputs: [CACertificates.Input] = []
+        var hasTzdata = false
+        var infoFiles: [(String, [UInt8])] = []
+        for group in groups {
+            var layerTree = FileTree()
+            for p in group {
+                let what = "\(location): \(p.package.name) \(p.package.version) (\(p.debPath))"
+                let deb: DebArchive
+                do { deb = try DebArchive(path: p.debPath) } catch { throw BuildError("\(what): \(error)") }
+                guard let control = deb.control else { throw BuildError("\(what): the package has no control file") }
+                if !deb.maintainerScripts.isEmpty { out.withScripts.append(p.package.name) }
+                let unpacked = try FileTree.unpackDebian(deb, what: what, mergedUsr: mergedUsr, staging: staging)
+                layerTree.merge(unpacked.tree)
+                let license = unpacked.tree[mergedUsr ? "usr/share/doc/\(p.package.name)/copyright" : "usr/share/doc/\(p.package.name)/copyright"]
+                out.unpacked.append((p, unpacked.fileCount, unpacked.byteCount, license.flatMap { n -> String? in
+                    if case .file(.host(let path, _, _)) = n.content { return DebianLicense.licenses(atPath: path) }
+                    return nil
+                }))
+                var paragraph = control
+                while paragraph.hasSuffix("\n") { paragraph.removeLast() }
+                status.append(paragraph)
+                out.generated.insert("var/lib/dpkg/status.d/\(p.package.name)", FileNode(.file(.inline(Array((paragraph + "\n").utf8))), mode: 0o644))
+                if let sums = deb.controlMembers["md5sums"] {
+                    out.generated.insert("var/lib/dpkg/status.d/\(p.package.name).md5sums", FileNode(.file(.inline(sums)), mode: 0o644))
+                    infoFiles.append(("\(p.package.name).md5sums", sums))
+                }
+                // For `configure: true`, dpkg finds the maintainer scripts where it keeps them.
+                if spec.configure {
+                    for member in ["preinst", "postinst", "prerm", "postrm", "config", "templates", "triggers", "conffiles", "shlibs", "symbols"] {
+                        if let bytes = deb.controlMembers[member] { infoFiles.append(("\(p.package.name).\(member)", bytes)) }
+                    }
+                }
+                infoFiles.append(("\(p.package.name).list", Array(unpacked.packagePaths.map { $0 + "\n" }.joined().utf8)))
+                if p.package.name == "ca-certificates" {
+                    caInputs = try collectCertificates(unpacked.tree)
+                }
+                if p.package.name == "tzdata" { hasTzdata = true }
+            }
+            let comment = group.count == 1 ? "\(group[0].package.name) \(group[0].package.version)"
+                : "\(group.count) packages: " + group.map(\.package.name).joined(separator: " ")
+            out.layers.append((try packageLayer(layerTree, packages: group), comment))
+        }
+        try addGenerated(to: &out.generated, mergedUsr: mergedUsr, base: base, contentTree: contentTree,
+                         caInputs: caInputs, hasTzdata: hasTzdata, status: status, infoFiles: infoFiles,
+                         selection: selection)
+        return out
+    }
+
+    /// The layer of one group of packages, from the cache when the same `.deb` files were
+    /// unpacked before. The key names the packages' digests, not their files: a hit
+    /// skips reading the layer's entries altogether.
+    private func packageLayer(_ tree: FileTree, packages: [FetchedPackage]) throws -> LayerInput {
+        let layer = try TreeLayer(tree: tree, mtime: 0)
+        return try layerInput(layer)
+    }
+
+    /// The certificates `update-ca-certificates` would bundle: every `.crt` below
+    /// `/usr/share/ca-certificates`.
+    private func collectCertificates(_ tree: FileTree) throws -> [CACertificates.Input] {
+        let prefix = "usr/share/ca-certificates/"
+        var inputs: [CACertificates.Input] = []
+        for p in FileTree.sortedPaths(tree.paths) where p.hasPrefix(prefix) && p.hasSuffix(".crt") {
+            guard case .file(.host(let path, _, _))? = tree[p]?.content else { continue }
+            let bytes = try FileReader(path: path).readAll(limit: 16 << 20)
+            inputs.append(CACertificates.Input(relativePath: String(p.dropFirst(prefix.count)), pem: bytes))
+        }
+        return inputs
+    }
+
+    private func addGenerated(to tree: inout FileTree, mergedUsr: Bool, base: BaseImage?, contentTree: FileTree,
+                              caInputs: [CACertificates.Input], hasTzdata: Bool, status: [String],
+                              infoFiles: [(String, [UInt8])], selection: PackageSelection) throws {
+        if mergedUsr && base == nil {
+            for dir in FileTree.mergedUsrDirectories where ["bin", "sbin", "lib"].contains(dir) || selection.packages.contains(where: { _ in false }) {
+                tree.insert(dir, FileNode(.symlink("usr/" + dir), mode: 0o777))
+            }
+        }
+        if !caInputs.isEmpty {
+            let ca = try CACertificates.generate(caInputs)
+            tree.insert("etc/ssl/certs/ca-certificates.crt", FileNode(.file(.inline(ca.bundle)), mode: 0o644))
+            for link in ca.links {
+                tree.insert("etc/ssl/certs/" + link.name, FileNode(.symlink(link.target), mode: 0o777))
+            }
+        }
+        if hasTzdata && contentTree["etc/localtime"] == nil {
+            tree.insert("etc/localtime", FileNode(.symlink("/usr/share/zoneinfo/Etc/UTC"), mode: 0o777))
+            tree.insert("etc/timezone", FileNode(.file(.inline(Array("Etc/UTC\n".utf8))), mode: 0o644))
+        }
+        // On a base that has dpkg's database, the packages join it, so `dpkg -l` lists them.
+        let existing = try base?.rootfs().contents(of: "var/lib/dpkg/status")
+        if existing != nil || spec.configure {
+            if spec.configure, try base?.rootfs().item(at: "usr/bin/dpkg") == nil, !selection.packages.contains(where: { $0.package.name == "dpkg" }) {
+                let loc = spec.keyLocations["configure"].map { "\($0): " } ?? ""
+                throw BuildError("\(loc)configure: the image has no dpkg to run the maintainer scripts (add `dpkg` to packages or build on a base that has it)")
+            }
+            // Unpacked, not yet configured, when `dpkg --configure -a` is to run.
+            let state = spec.configure ? "install ok unpacked" : "install ok installed"
+            var text = String(decoding: existing ?? [], as: UTF8.self)
+            if !text.isEmpty && !text.hasSuffix("\n\n") { text += text.hasSuffix("\n") ? "\n" : "\n\n" }
+            for paragraph in status {
+                var lines = paragraph.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                let at = lines.firstIndex { $0.hasPrefix("Package:") }.map { $0 + 1 } ?? 0
+                lines.insert("Status: \(state)", at: at)
+                text += lines.joined(separator: "\n") + "\n\n"
+            }
+            if text.hasSuffix("\n\n") { text.removeLast() }
+            tree.insert("var/lib/dpkg/status", FileNode(.file(.inline(Array(text.utf8))), mode: 0o644))
+            let scripts: Set<String> = ["preinst", "postinst", "prerm", "postrm", "config"]
+            for (name, bytes) in infoFiles {
+                let ext = name.split(separator: ".").last.map(String.init) ?? ""
+                tree.insert("var/lib/dpkg/info/" + name, FileNode(.file(.inline(bytes)), mode: scripts.contains(ext) ? 0o755 : 0o644))
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import KilnBuild
+import KilnDebian
+import KilnImage
+import KilnOCI
+import KilnRegistry
+
+/// Options shared by `kiln build` and `kiln lock` for specs with `packages`.
+struct PackageOptions: ParsableArguments {
+    @Option(help: "The lock file (default: the spec's name with its extension replaced by .lock.json).")
+    var lockfile: String?
+
+    func lockPath(spec: Spec) -> String {
+        lockfile ?? PackageLock.defaultPath(forSpec: spec.path)
+    }
+}
+
+/// Where downloaded `.deb` files and indexes are kept: beside the layer cache, or in
+/// the build's staging area with `--no-cache`.
+func packageStore(cache: LayerCache?, staging: Staging) throws -> PackageCacheStore {
+    try PackageCacheStore(root: cache.map { $0.root + "/debian" } ?? staging.newPath("debian"))
+}
+
+/// The architecture packages are resolved for: the spec's, else the host's.
+func packageArchitecture(_ spec: Spec) -> String {
+    spec.architecture ?? Platform.host.architecture
+}
+
+/// What the base image has installed, from its dpkg database.
+func installedPackages(_ base: BaseImage?) throws -> [InstalledPackage] {
+    guard let base, let bytes = try base.rootfs().contents(of: "var/lib/dpkg/status", limit: 64 << 20) else { return [] }
+    do {
+        return try InstalledPackage.parseStatus(String(decoding: bytes, as: UTF8.self))
+    } catch {
+        throw BuildError("\(base.reference): /var/lib/dpkg/status: \(error)")
+    }
+}
+
+/// A one-line notice on stderr.
+@Sendable func notice(_ line: String) {
+    var err = StandardError()
+    print("kiln: \(line)", to: &err)
+}
+
+struct Lock: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Resolve a spec's packages and pin them in a lock file.",
+        discussion: """
+            Reads the spec's `repositories` (their signed Release files and Packages indexes), \
+            resolves `packages` with their dependencies for the spec's architecture, and writes \
+            the result to SPEC.lock.json (or --lockfile): every package's name, version, \
+            architecture, source package, repository, file name, size and sha256, and each \
+            repository's Release digest and date. `kiln build` then installs exactly those files.
+
+            Examples:
+              kiln lock image.yaml              # create image.lock.json (kept as it is when it exists)
+              kiln lock image.yaml --update     # resolve afresh and rewrite it
+            """)
+
+    @Argument(help: "The spec file.")
+    var spec: String
+
+    @Flag(help: "Resolve afresh even when the lock is current (new versions in the repositories).")
+    var update = false
+
+    @OptionGroup var packageOptions: PackageOptions
+    @OptionGroup var cacheOptions: CacheOptions
+
+    mutating func run() throws {
+        try reportingErrors {
+            let spec = try Spec.load(path: self.spec)
+            guard !spec.packages.isEmpty else {
+                throw BuildError("\(spec.path): the spec has no packages to lock")
+            }
+            let path = packageOptions.lockPath(spec: spec)
+            let arch = packageArchitecture(spec)
+            let existing = try PackageLock.read(path)
+            if let existing, !update, existing.differences(from: spec, architecture: arch).isEmpty {
+                print("\(path) is current (\(existing.packages[arch]?.count ?? 0) packages for \(arch)); --update resolves afresh")
+                return
+            }
+            let staging = try Staging()
+            let base = try BaseImage.load(spec: spec, staging: staging)
+            var planner = PackagePlanner(spec: spec, architecture: arch,
+                                         store: try packageStore(cache: try cacheOptions.open(), staging: staging))
+            planner.installed = try installedPackages(base)
+            let p = planner
+            let lock = try runBlocking { try await p.lock(existing: existing) }
+            try lock.write(to: path)
+            print("\(path): \(lock.packages[arch]?.count ?? 0) packages for \(arch)")
+        }
+    }
+}

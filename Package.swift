@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
         .testTarget(name: "KilnArchiveTests", dependencies: ["KilnArchive"]),
         .testTarget(name: "KilnImageTests", dependencies: ["KilnImage", "KilnBuild"]),
-        .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild"]),
+        .testTarget(name: "KilnBuildTests", dependencies: ["KilnBuild", "KilnDebian"]),
         .testTarget(name: "KilnRegistryTests", dependencies: ["KilnRegistry"]),
         .testTarget(name: "KilnDebianTests", dependencies: ["KilnDebian", "KilnArchive"]),
         .testTarget(name: "IntegrationTests", dependencies: ["KilnOCI"]),

@@ -109,6 +109,8 @@ extension FileTree {
                     tree.insert(dest, node)
                 }
             }
+            // The compressed stream's checksum is only checked at its very end.
+            _ = try tar.skipTrailingData()
         } catch let e as BuildError {
             throw e
         } catch {

@@ -47,6 +47,8 @@ extension ImageBuilder {
         var caInputs: [CACertificates.Input] = []
         var hasTzdata = false
         var infoFiles: [(String, [UInt8])] = []
+        // Top-level directories the packages ship (before merged-/usr placement).
+        var usrTops = Set<String>()
         for group in groups {
             var layerTree = FileTree()
             for p in group {
@@ -57,6 +59,10 @@ extension ImageBuilder {
                 if !deb.maintainerScripts.isEmpty { out.withScripts.append(p.package.name) }
                 let unpacked = try FileTree.unpackDebian(deb, what: what, mergedUsr: mergedUsr, staging: staging)
                 layerTree.merge(unpacked.tree)
+                for p in unpacked.packagePaths {
+                    let top = p.split(separator: "/").first.map(String.init) ?? ""
+                    if FileTree.mergedUsrDirectories.contains(top) { usrTops.insert(top) }
+                }
                 let license = unpacked.tree[mergedUsr ? "usr/share/doc/\(p.package.name)/copyright" : "usr/share/doc/\(p.package.name)/copyright"]
                 out.unpacked.append((p, unpacked.fileCount, unpacked.byteCount, license.flatMap { n -> String? in
                     if case .file(.host(let path, _, _)) = n.content { return DebianLicense.licenses(atPath: path) }
@@ -88,7 +94,7 @@ extension ImageBuilder {
         }
         try addGenerated(to: &out.generated, mergedUsr: mergedUsr, base: base, contentTree: contentTree,
                          caInputs: caInputs, hasTzdata: hasTzdata, status: status, infoFiles: infoFiles,
-                         selection: selection)
+                         selection: selection, usrTops: usrTops)
         return out
     }
 
@@ -115,15 +121,20 @@ extension ImageBuilder {
 
     private func addGenerated(to tree: inout FileTree, mergedUsr: Bool, base: BaseImage?, contentTree: FileTree,
                               caInputs: [CACertificates.Input], hasTzdata: Bool, status: [String],
-                              infoFiles: [(String, [UInt8])], selection: PackageSelection) throws {
+                              infoFiles: [(String, [UInt8])], selection: PackageSelection, usrTops: Set<String>) throws {
         if mergedUsr && base == nil {
-            for dir in FileTree.mergedUsrDirectories where ["bin", "sbin", "lib"].contains(dir) || selection.packages.contains(where: { _ in false }) {
+            // bin, sbin and lib always (as Debian's base-files layout has them); lib64 and
+            // the others when a package ships files there (lib64 holds x86-64's ELF
+            // interpreter, /lib64/ld-linux-x86-64.so.2).
+            for dir in FileTree.mergedUsrDirectories where ["bin", "sbin", "lib"].contains(dir) || usrTops.contains(dir) {
                 tree.insert(dir, FileNode(.symlink("usr/" + dir), mode: 0o777))
             }
         }
         if !caInputs.isEmpty {
             let ca = try CACertificates.generate(caInputs)
             tree.insert("etc/ssl/certs/ca-certificates.crt", FileNode(.file(.inline(ca.bundle)), mode: 0o644))
+            // What the package's postinst writes, so a later update-ca-certificates works.
+            tree.insert("etc/ca-certificates.conf", FileNode(.file(.inline(try CACertificates.configuration(caInputs))), mode: 0o644))
             for link in ca.links {
                 tree.insert("etc/ssl/certs/" + link.name, FileNode(.symlink(link.target), mode: 0o777))
             }

@@ -73,6 +73,7 @@ public struct SBOM {
         var relationships = [Relationship(spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: "SPDXRef-Image")]
         var extracted: [String: ExtractedLicense] = [:]
         var used = Set<String>()
+        var describedFiles: [String] = []
         func id(_ prefix: String, _ name: String) -> String {
             let clean = String(name.unicodeScalars.map { c -> Character in
                 (c.isASCII && (SPDXChars.alnum(c) || c == "." || c == "-")) ? Character(c) : "-"
@@ -116,7 +117,8 @@ public struct SBOM {
             }
             packages.append(Package(
                 SPDXID: pid, name: l.name, versionInfo: l.version,
-                downloadLocation: p.package.repositoryURI.isEmpty ? "NOASSERTION" : p.package.repositoryURI + "/" + l.filename,
+                // SPDX 2.3 §7.7 admits network locations only: a `file:` repository is NOASSERTION.
+                downloadLocation: p.package.repositoryURI.hasPrefix("http") ? p.package.repositoryURI + "/" + l.filename : "NOASSERTION",
                 checksums: [Checksum(algorithm: "SHA256", checksumValue: l.sha256)],
                 licenseDeclared: declared,
                 sourceInfo: "built from Debian source package \(l.source) \(l.sourceVersion)",
@@ -137,7 +139,10 @@ public struct SBOM {
                 files.append(File(SPDXID: fid, fileName: "./" + (item.path.split(separator: "/").last.map(String.init) ?? item.path),
                                   checksums: [Checksum(algorithm: "SHA1", checksumValue: sha1), Checksum(algorithm: "SHA256", checksumValue: sha256)],
                                   comment: "\(what) (\(item.kind)) from \(item.path)" + (item.target.map { " at \($0)" } ?? "")))
-                relationships.append(Relationship(spdxElementId: "SPDXRef-Image", relationshipType: "CONTAINS", relatedSpdxElement: fid))
+                // The image package is not file-analysed (SPDX 2.3 §7.8), so it cannot CONTAIN
+                // files: the document describes them beside the image, and says where they are.
+                relationships.append(Relationship(spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: fid))
+                describedFiles.append(fid)
             } else {
                 let pid = id("Contents", "\(i)")
                 packages.append(Package(SPDXID: pid, name: item.path, downloadLocation: "NOASSERTION",
@@ -151,7 +156,7 @@ public struct SBOM {
             name: reference,
             documentNamespace: "https://kiln.invalid/spdx/\(manifestDigest.hex)",
             creationInfo: CreationInfo(created: Self.spdxTime(image.config.created ?? "1970-01-01T00:00:01Z"), creators: ["Tool: kiln"]),
-            documentDescribes: ["SPDXRef-Image"], packages: packages, files: files.isEmpty ? nil : files,
+            documentDescribes: ["SPDXRef-Image"] + describedFiles, packages: packages, files: files.isEmpty ? nil : files,
             relationships: relationships,
             hasExtractedLicensingInfos: extracted.isEmpty ? nil : extracted.keys.sorted().map { extracted[$0]! })
         return try CanonicalJSON.encode(doc)

@@ -68,7 +68,7 @@ struct PackagesTests {
         let layers = try layersByComment(dir.path + "/img.tar")
         // kiln-hello Depends kiln-greeting (>= 1.0) (not 0.9), kiln-shell-utils | kiln-alt-utils
         // (the first does not exist), Pre-Depends kiln-base-files.
-        for p in ["kiln-hello 1.0", "kiln-greeting 1.0", "kiln-base-files 1.0", "kiln-alt-utils 1.0"] {
+        for p in ["kiln-hello 1.0-1", "kiln-greeting 1.0", "kiln-base-files 1.0", "kiln-alt-utils 1.0"] {
             #expect(layers[p] != nil, "no layer for \(p): \(layers.keys.sorted())")
         }
         #expect(layers.count == 5)  // four packages and Kiln's metadata layer
@@ -169,16 +169,32 @@ struct PackagesTests {
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
     }
 
+    @Test func unreachableRepositoryAndWrongKeyAreOneClearLine() throws {
+        let dir = try TempDir()
+        // Port 9 (discard) on loopback: nothing listens there.
+        let spec = try writePackageSpec(in: dir, packages: ["kiln-hello"], repository: "http://127.0.0.1:9/debian")
+        let r = try kiln(["build", spec, "-o", dir.path + "/img.tar", "--no-cache"], check: false)
+        #expect(r.status == 1 && r.stderr.contains("127.0.0.1:9"), "\(r)")
+        #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("kiln: error:") }.count == 1, "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
+
+        let wrong = try writePackageSpec(in: dir, packages: ["kiln-hello"], keyring: TestRepo.dir + "/keyring2.gpg")
+        let w = try kiln(["build", wrong, "-o", dir.path + "/img.tar", "--no-cache"], check: false)
+        #expect(w.status == 1 && w.stderr.contains("InRelease"), "\(w)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
+    }
+
     @Test func tamperedRepositoriesAreRefusedWithNothingWritten() throws {
         // A copy of the repository to damage, one way at a time.
         func damaged(_ body: (String) throws -> Void) throws -> (RunResult, TempDir) {
+            // (A failed build must leave no output; the intact copy's output is checked by status.)
             let repo = try TempDir()
             try run("cp", ["-a", TestRepo.dir + "/.", repo.path])
             try body(repo.path + "/debian")
             let dir = try TempDir()
             let spec = try writePackageSpec(in: dir, packages: ["kiln-hello"], repository: "file:" + repo.path + "/debian")
             let r = try kiln(["build", spec, "-o", dir.path + "/img.tar", "--no-cache"], check: false)
-            #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
+            #expect(FileManager.default.fileExists(atPath: dir.path + "/img.tar") == (r.status == 0))
             return (r, dir)
         }
         let (badSig, _) = try damaged { repo in
@@ -275,12 +291,13 @@ final class HTTPServer {
             if (try? run("curl", ["-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)/"], check: false).status) == 0 { return }
             usleep(50_000)
         }
-        process.terminate()
+        stop()
         throw CommandFailed(command: "python3 -m http.server", result: RunResult(status: 1, stdout: "", stderr: "did not start on port \(port)"))
     }
 
     func stop() {
-        process.terminate()
+        // SIGKILL: children of the test process may inherit a mask that blocks SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }

@@ -24,9 +24,12 @@ public struct Resolution: Sendable {
 ///   that does. There is no backtracking: a version chosen earlier that a later relation
 ///   rejects is an error, as is a Conflicts/Breaks between two chosen packages.
 /// - Alternatives: the first already chosen or installed wins, else the first that can be
-///   satisfied. Virtual packages (Policy §7.5): a versioned dependency is satisfied only
-///   by a versioned Provides whose version satisfies it; among several providers the one
-///   whose name sorts first is taken.
+///   satisfied without a Conflicts/Breaks against a chosen package (apt passes over those
+///   too), else the first that can be satisfied.
+/// - Virtual packages (Policy §7.5): a versioned dependency is satisfied only by a
+///   versioned Provides whose version satisfies it; among several providers the one whose
+///   name sorts first is taken. Packages the base already has are not reinstalled as
+///   providers.
 /// - Installed packages of the base satisfy relations they meet and are not installed
 ///   again; one that a relation rejects is an error (the base is not upgraded implicitly).
 /// - `Essential: yes` packages are not added implicitly.

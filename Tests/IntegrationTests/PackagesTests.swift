@@ -169,6 +169,55 @@ struct PackagesTests {
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
     }
 
+    /// A base image whose dpkg database lists `installed` (name, version) pairs.
+    func baseWithStatus(_ dir: TempDir, _ installed: [(String, String)]) throws -> String {
+        let status = installed.map { "Package: \($0.0)\nStatus: install ok installed\nVersion: \($0.1)\nArchitecture: all\nMaintainer: x <x@x>\nDescription: x\n" }
+            .joined(separator: "\n")
+        try dir.write("base/var/lib/dpkg/status", status)
+        try dir.write("base/usr/share/marker", "base\n")
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/base/bin", withDestinationPath: "usr/bin")
+        try dir.write("base.yaml", "name: kiln-test/base\ntag: b\ncontents: [base]\n")
+        try kiln(["build", dir.path + "/base.yaml", "--format", "oci", "-o", dir.path + "/base-layout"])
+        return "oci:" + dir.path + "/base-layout:b"
+    }
+
+    @Test func onABaseInstalledPackagesSatisfyDependenciesAndJoinItsDatabase() throws {
+        let dir = try TempDir()
+        let base = try baseWithStatus(dir, [("kiln-base-files", "1.0")])
+        let spec = try writePackageSpec(in: dir, packages: ["kiln-hello"], extra: "fromImage: \(base)")
+        try kiln(["build", spec, "-o", dir.path + "/img.tar"] + cacheFlags)
+        let layers = try layersByComment(dir.path + "/img.tar")
+        #expect(layers["kiln-base-files 1.0"] == nil)  // the base has it
+        #expect(layers["kiln-greeting 1.0"] != nil)
+        try kiln(["export", "docker-archive:" + dir.path + "/img.tar", "-o", dir.path + "/rootfs.tar"])
+        let status = try run("tar", ["-xOf", dir.path + "/rootfs.tar", "var/lib/dpkg/status"]).stdout
+        #expect(status.contains("Package: kiln-base-files") && status.contains("Package: kiln-greeting\nStatus: install ok installed"))
+        let list = try run("tar", ["-xOf", dir.path + "/rootfs.tar", "var/lib/dpkg/info/kiln-greeting.list"]).stdout
+        #expect(list.contains("/usr/share/kiln-greeting/message"))
+        #expect(try run("tar", ["-tf", dir.path + "/rootfs.tar"]).stdout.contains("usr/share/marker"))
+
+        // An installed version the dependency does not accept is an error naming both.
+        let old = try TempDir()
+        let oldBase = try baseWithStatus(old, [("kiln-greeting", "0.9")])
+        let oldSpec = try writePackageSpec(in: old, packages: ["kiln-hello"], extra: "fromImage: \(oldBase)")
+        let r = try kiln(["build", oldSpec, "-o", old.path + "/img.tar"] + cacheFlags, check: false)
+        #expect(r.status == 1 && r.stderr.contains("0.9") && r.stderr.contains("1.0"), "\(r)")
+    }
+
+    @Test func sameBytesWhateverTheUmaskTimeZoneDirectoryAndUser() throws {
+        let dir = try TempDir()
+        let spec = try writePackageSpec(in: dir, packages: ["kiln-hello"])
+        try kiln(["build", spec, "-o", dir.path + "/a.tar", "--no-cache"])
+        let other = try TempDir()
+        try run("/bin/sh", ["-c", "umask 077; cd \(other.path) && TZ=Pacific/Kiritimati LC_ALL=C \(kilnPath) build \(spec) -o \(dir.path)/b.tar --no-cache"])
+        #expect(try dir.bytes("a.tar") == dir.bytes("b.tar"))
+        if hasTool("setpriv") {
+            try run("chmod", ["-R", "a+rwX", dir.path, TestRepo.dir])
+            try run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp", kilnPath, "build", spec, "-o", dir.path + "/c.tar", "--no-cache"])
+            #expect(try dir.bytes("a.tar") == dir.bytes("c.tar"))
+        }
+    }
+
     @Test func unreachableRepositoryAndWrongKeyAreOneClearLine() throws {
         let dir = try TempDir()
         // Port 9 (discard) on loopback: nothing listens there.
@@ -227,9 +276,9 @@ struct PackagesTests {
         let doc = try parseJSON(try String(contentsOfFile: dir.path + "/a.spdx.json", encoding: .utf8)) as! [String: Any]
         let packages = doc["packages"] as! [[String: Any]]
         let hello = try #require(packages.first { $0["name"] as? String == "kiln-hello" })
-        #expect(hello["versionInfo"] as? String == "1.0")
+        #expect(hello["versionInfo"] as? String == "1.0-1")
         let refs = hello["externalRefs"] as! [[String: Any]]
-        #expect((refs[0]["referenceLocator"] as! String).hasPrefix("pkg:deb/debian/kiln-hello@1.0?arch="))
+        #expect((refs[0]["referenceLocator"] as! String).hasPrefix("pkg:deb/debian/kiln-hello@1.0-1?arch="))
         let files = doc["files"] as! [[String: Any]]
         let algorithms = Set((files[0]["checksums"] as! [[String: Any]]).map { $0["algorithm"] as! String })
         #expect(algorithms == ["SHA1", "SHA256"])

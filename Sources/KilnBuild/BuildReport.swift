@@ -9,6 +9,8 @@ public struct BuildReport {
     public var packages: [Package]
     /// Package names the base image's dpkg database already satisfied.
     public var satisfiedByInstalled: [String]
+    /// The files of each `closure:` item (by index in `contents`), at their host paths.
+    public var closureFiles: [Int: [String]] = [:]
 
     public struct Package: Sendable {
         public var package: FetchedPackage

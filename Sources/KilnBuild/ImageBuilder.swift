@@ -45,11 +45,16 @@ public struct ImageBuilder {
         var tree = FileTree()
         // Which content items provide each path: what layering groups by.
         var provenance: [String: Set<Int>] = [:]
+        // The files of each `closure:` item at their host paths, for the SBOM.
+        var closureFiles: [Int: [String]] = [:]
         for (i, item) in spec.contents.enumerated() {
             var itemTree = FileTree()
             try add(item, index: i, to: &itemTree)
             for p in itemTree.paths where !itemTree.implicitDirectories.contains(p) {
                 provenance[p, default: []].insert(i)
+            }
+            if item.kind == .closure, item.target == nil {
+                closureFiles[i] = itemTree.paths.filter { !(itemTree[$0]?.isDirectory ?? true) }.sorted()
             }
             tree.merge(itemTree)
         }
@@ -115,7 +120,7 @@ public struct ImageBuilder {
                                  createdEpoch: created.epoch, mtime: mtime.epoch)
         return BuildReport(spec: spec, image: image, base: base, packages: pkg?.unpacked.map {
             BuildReport.Package(package: $0.package, files: $0.files, bytes: $0.bytes, license: $0.license)
-        } ?? [], satisfiedByInstalled: packages?.satisfiedByInstalled ?? [])
+        } ?? [], satisfiedByInstalled: packages?.satisfiedByInstalled ?? [], closureFiles: closureFiles)
     }
 
     /// The script run as root: the spec's `runAsRoot`, after `dpkg --configure -a` when

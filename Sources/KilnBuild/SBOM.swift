@@ -16,6 +16,8 @@ public struct SBOM {
     public var reference: String
     /// Distribution for purls: `debian` (or `ubuntu`), from the repositories.
     public var distribution: String = "debian"
+    /// The host whose dpkg database names the owners of `closure:` files.
+    public var hostRoot: String = "/"
 
     public init(report: BuildReport, manifestDigest: KilnOCI.Digest, reference: String) {
         self.report = report
@@ -74,6 +76,7 @@ public struct SBOM {
         var extracted: [String: ExtractedLicense] = [:]
         var used = Set<String>()
         var describedFiles: [String] = []
+        let hostPackages = HostPackages(root: hostRoot, load: !report.closureFiles.isEmpty)
         func id(_ prefix: String, _ name: String) -> String {
             let clean = String(name.unicodeScalars.map { c -> Character in
                 (c.isASCII && (SPDXChars.alnum(c) || c == "." || c == "-")) ? Character(c) : "-"
@@ -132,7 +135,7 @@ public struct SBOM {
         for (i, item) in report.spec.contents.enumerated() {
             let what = "contents[\(i)]"
             var st = stat()
-            let isFile = stat(item.path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+            let isFile = item.kind != .closure && stat(item.path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
             if isFile {
                 let (sha1, sha256) = try Self.digests(item.path)
                 let fid = id("File", "\(i)-\(item.path.split(separator: "/").last.map(String.init) ?? "file")")
@@ -143,6 +146,26 @@ public struct SBOM {
                 // files: the document describes them beside the image, and says where they are.
                 relationships.append(Relationship(spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: fid))
                 describedFiles.append(fid)
+            } else if let closure = report.closureFiles[i] {
+                // An ELF closure: the host packages its files come from, where dpkg knows them.
+                let pid = id("Contents", "\(i)")
+                packages.append(Package(SPDXID: pid, name: item.path, downloadLocation: "NOASSERTION",
+                                        licenseDeclared: "NOASSERTION", primaryPackagePurpose: "APPLICATION",
+                                        comment: "\(what) (closure): \(closure.count) files"))
+                relationships.append(Relationship(spdxElementId: "SPDXRef-Image", relationshipType: "CONTAINS", relatedSpdxElement: pid))
+                var owners: [String: HostPackages.Owner] = [:]
+                for f in closure { if let o = hostPackages.owner(of: "/" + f) { owners[o.name] = o } }
+                for name in owners.keys.sorted() {
+                    let o = owners[name]!
+                    let hid = id("HostPackage", "\(o.name)-\(o.version)")
+                    packages.append(Package(
+                        SPDXID: hid, name: o.name, versionInfo: o.version, downloadLocation: "NOASSERTION",
+                        licenseDeclared: "NOASSERTION", primaryPackagePurpose: "LIBRARY",
+                        externalRefs: [ExternalRef(referenceCategory: "PACKAGE-MANAGER", referenceType: "purl",
+                                                   referenceLocator: "pkg:deb/\(distribution)/\(Self.purlEscape(o.name))@\(Self.purlEscape(o.version))" + (o.architecture.map { "?arch=\($0)" } ?? ""))],
+                        comment: "host package providing files of \(what)"))
+                    relationships.append(Relationship(spdxElementId: pid, relationshipType: "DEPENDS_ON", relatedSpdxElement: hid))
+                }
             } else {
                 let pid = id("Contents", "\(i)")
                 packages.append(Package(SPDXID: pid, name: item.path, downloadLocation: "NOASSERTION",
@@ -284,5 +307,48 @@ extension Substring {
 extension String {
     func trimming(_ chars: String) -> String {
         String(drop(while: { chars.contains($0) }).reversed().drop(while: { chars.contains($0) }).reversed())
+    }
+}
+
+/// The host's dpkg database: which installed package owns a path (`/var/lib/dpkg/info/*.list`)
+/// and at which version (`/var/lib/dpkg/status`). Read once, only for builds with closures.
+struct HostPackages {
+    struct Owner { var name: String; var version: String; var architecture: String? }
+    private var byPath: [String: String] = [:]
+    private var versions: [String: (String, String?)] = [:]
+
+    init(root: String, load: Bool) {
+        guard load else { return }
+        let info = root == "/" ? "/var/lib/dpkg/info" : root + "/var/lib/dpkg/info"
+        if let status = try? FileReader(path: (root == "/" ? "" : root) + "/var/lib/dpkg/status").readAll(limit: 256 << 20) {
+            var name: String?, version: String?, arch: String?
+            func flush() { if let n = name, let v = version { versions[n] = (v, arch) }; name = nil; version = nil; arch = nil }
+            for line in String(decoding: status, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.isEmpty { flush(); continue }
+                if line.hasPrefix("Package: ") { name = String(line.dropFirst(9)) }
+                else if line.hasPrefix("Version: ") { version = String(line.dropFirst(9)) }
+                else if line.hasPrefix("Architecture: ") { arch = String(line.dropFirst(14)) }
+            }
+            flush()
+        }
+        for file in (try? FileSystem.listDirectory(info)) ?? [] where file.hasSuffix(".list") {
+            let pkg = String(file.dropLast(5).split(separator: ":").first ?? "")
+            guard let bytes = try? FileReader(path: info + "/" + file).readAll(limit: 64 << 20) else { continue }
+            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") { byPath[String(line)] = pkg }
+        }
+    }
+
+    /// The owner of an absolute path, also through merged /usr (dpkg may list `/lib/x`
+    /// for what is found at `/usr/lib/x`, and the other way round).
+    func owner(of path: String) -> Owner? {
+        var candidates = [path]
+        if path.hasPrefix("/usr/") { candidates.append(String(path.dropFirst(4))) } else { candidates.append("/usr" + path) }
+        for c in candidates {
+            if let n = byPath[c] {
+                let (v, a) = versions[n] ?? ("", nil)
+                return Owner(name: n, version: v.isEmpty ? "NOASSERTION" : v, architecture: a)
+            }
+        }
+        return nil
     }
 }

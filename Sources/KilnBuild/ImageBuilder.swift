@@ -80,7 +80,7 @@ public struct ImageBuilder {
             let mergedUsr = try base.map(Self.isMergedUsr) ?? true
             let p = try packageLayers(packages, budget: room, mergedUsr: mergedUsr, base: base, contentTree: tree)
             if !p.withScripts.isEmpty {
-                notice("maintainer scripts not run (Kiln unpacks packages without dpkg): \(p.withScripts.joined(separator: ", "))")
+                notice("maintainer scripts not run (Kiln unpacks packages without dpkg): \(p.withScripts.sorted().joined(separator: ", "))")
             }
             budget -= p.layers.count + 1
             pkg = p

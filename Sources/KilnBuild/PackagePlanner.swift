@@ -83,7 +83,10 @@ public struct PackagePlanner: Sendable {
                 // Debian lists `Architecture: all` packages in every binary-ARCH index and
                 // says so with `No-Support-for-Architecture-all: Packages`; apt then skips
                 // binary-all, and so does Kiln.
-                let allSeparate = repo.release.fields["No-Support-for-Architecture-all"] != "Packages"
+                // binary-all is read only when the Release lists `all` among its
+                // Architectures, as apt does (debian-security's Release does not).
+                let archs = (repo.release.fields["Architectures"] ?? "").split(separator: " ").map(String.init)
+                let allSeparate = repo.release.fields["No-Support-for-Architecture-all"] != "Packages" && archs.contains("all")
                 for arch in allSeparate ? [architecture, "all"] : [architecture] {
                     let text = try await fetcher.packagesIndex(repo, component: component, architecture: arch)
                     if text.isEmpty { continue }

@@ -399,11 +399,21 @@ public final class AptFetcher: Sendable {
                 return r
             } catch {
                 if Task.isCancelled { throw CancellationError() }
-                guard attempt < retries else { throw RepositoryError.unreachable(url, reason: Self.describe(error)) }
+                // AsyncHTTPClient already keeps trying to connect until the connect timeout:
+                // a host that refused for that long is tried once more, not `retries` times
+                // (which made an unreachable repository cost minutes).
+                let limit = Self.isConnectFailure(error) ? min(retries, 1) : retries
+                guard attempt < limit else { throw RepositoryError.unreachable(url, reason: Self.describe(error)) }
                 attempt += 1
                 try await backoff(attempt)
             }
         }
+    }
+
+    static func isConnectFailure(_ e: any Error) -> Bool {
+        if let h = e as? HTTPClientError, h == .connectTimeout { return true }
+        let text = String(describing: e)
+        return text.contains("connectTimeout") || text.contains("Connection refused") || text.contains("connectionRefused") || text.contains("errno: 111")
     }
 
     private func httpClient() -> HTTPClient {
@@ -411,7 +421,7 @@ public final class AptFetcher: Sendable {
             if let c { return c }
             let config = HTTPClient.Configuration(
                 redirectConfiguration: .follow(max: 10, allowCycles: false),
-                timeout: .init(connect: .seconds(30), read: .seconds(120)))
+                timeout: .init(connect: .seconds(10), read: .seconds(120)))
             let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
             c = made
             return made

@@ -10,6 +10,11 @@ import KilnOCI
 ///
 /// A layer's `<id>` is the hex of its ChainID: unique per position in the stack,
 /// and the same whenever the same layers are stacked the same way.
+///
+/// Each `<id>/json` is the v1 image JSON the seed writes (`baseJson` plus `checksum`,
+/// `parent`, `id` and `Size`), so a loader that only knows the legacy layout (Docker's
+/// loader for archives without `manifest.json`, in Docker until moby removed it in
+/// 2025) still gets the image's config; see `LegacyLayerJSON`.
 public struct DockerArchiveSink: ImageSink {
     public let store: any LayoutStore
     /// A sequential store (a pipe) needs each layer's name and size before its bytes,
@@ -20,6 +25,30 @@ public struct DockerArchiveSink: ImageSink {
     public init(store: TarStore) {
         self.store = store
         self.sequential = false
+    }
+
+    /// An archive file compressed as a whole, as the seed's `tar … | pigz -nT`.
+    public init(store: CompressedTarStore) {
+        self.store = store
+        self.sequential = false
+    }
+
+    /// An archive file at `path`: gzip-compressed when the name ends in `.tar.gz` or
+    /// `.tgz`, as the seed's output, plain otherwise. `docker load` reads either;
+    /// containers/image (skopeo, podman) decompresses on load too, but Debian bookworm's
+    /// 5.23.1 fails on every gzip docker-archive, GNU gzip's included.
+    public init(path: String) throws {
+        if DockerArchiveSink.wantsGzip(path) {
+            self.init(store: try CompressedTarStore(path: path, compression: .gzip))
+        } else {
+            self.init(store: try TarStore(path: path))
+        }
+    }
+
+    /// Whether an output name asks for a gzip-compressed archive.
+    public static func wantsGzip(_ path: String) -> Bool {
+        let name = path.lowercased()
+        return name.hasSuffix(".tar.gz") || name.hasSuffix(".tgz")
     }
 
     /// An archive streamed front to back, for `| podman load`.
@@ -39,12 +68,17 @@ public struct DockerArchiveSink: ImageSink {
             var entries: [DockerArchiveManifestEntry] = []
             var repositories: [String: [String: String]] = [:]
             var results: [WrittenImage] = []
-            var layerInfo: [String: String] = [:]  // layer id → tarsum, for shared layers
+            var legacy = LegacyLayers()
             for image in images {
-                let (entry, result, top) = try writeImage(image, known: &layerInfo)
+                let (entry, result, top) = try writeImage(image, legacy: &legacy)
                 entries.append(entry)
                 if let top { repositories[image.name, default: [:]][result.tag] = top }
                 results.append(result)
+            }
+            // Written once every image is known: a layer that is one image's top and
+            // another's middle must carry the config of the image it tops.
+            for id in legacy.order {
+                try store.putFile("\(id)/json", try CanonicalJSON.encode(legacy.documents[id]!))
             }
             try store.putFile("manifest.json", try CanonicalJSON.encode(entries))
             if !repositories.isEmpty { try store.putFile("repositories", try CanonicalJSON.encode(repositories)) }
@@ -56,7 +90,7 @@ public struct DockerArchiveSink: ImageSink {
         }
     }
 
-    private func writeImage(_ image: PendingImage, known: inout [String: String])
+    private func writeImage(_ image: PendingImage, legacy: inout LegacyLayers)
         throws -> (DockerArchiveManifestEntry, WrittenImage, String?) {
         var diffIDs: [Digest] = []
         var layers: [Descriptor] = []
@@ -68,19 +102,16 @@ public struct DockerArchiveSink: ImageSink {
             }
             let (diffID, size, checksum) = try writeLayer(input, id: id)
             let layerID = id(for: diffID)
-            if known[layerID] == nil {
-                var legacy: [String: String] = ["id": layerID, "checksum": checksum]
-                if let parent = ids.last { legacy["parent"] = parent }
-                if let created = image.config.created { legacy["created"] = created }
+            if legacy.documents[layerID] == nil {
                 try store.putDirectory(layerID)
                 try store.putFile("\(layerID)/VERSION", Array("1.0".utf8))
-                try store.putFile("\(layerID)/json", try CanonicalJSON.encode(legacy))
-                known[layerID] = checksum
+                legacy.add(LegacyLayerJSON(id: layerID, parent: ids.last, checksum: checksum, size: size, image: image.config))
             }
             diffIDs.append(diffID)
             layers.append(Descriptor(mediaType: MediaType.dockerLayer, digest: diffID, size: size))
             ids.append(layerID)
         }
+        if let top = ids.last { legacy.setTop(top, image: image.config) }
         let configBytes = try image.configBytes(diffIDs: diffIDs)
         let configDigest = Digest.sha256(configBytes)
         try store.putFile("\(configDigest.hex).json", configBytes)

@@ -36,7 +36,7 @@ public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
     /// The sink that writes this reference.
     public func sink() throws -> any ImageSink {
         switch self {
-        case .dockerArchive(let p, _): return DockerArchiveSink(store: try TarStore(path: p))
+        case .dockerArchive(let p, _): return try DockerArchiveSink(path: p)
         case .oci(let p, _): return OCISink(store: try DirectoryStore(path: p))
         case .ociArchive(let p, _): return OCISink(store: try TarStore(path: p))
         }

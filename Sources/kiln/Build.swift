@@ -15,6 +15,7 @@ struct Build: ParsableCommand {
 
             Examples:
               kiln build image.yaml -o hello.tar                 # docker-archive, for docker/podman load
+              kiln build image.yaml -o hello.tar.gz              # the same, gzip-compressed (also .tgz)
               kiln build image.yaml --format oci -o hello-oci    # OCI layout directory
               kiln build image.yaml --format oci-archive -o hello.oci.tar --tag example/hello:1.0
               kiln build image.yaml --push docker://127.0.0.1:5000/hello:1.0   # straight to a registry
@@ -23,7 +24,7 @@ struct Build: ParsableCommand {
     @Argument(help: "The spec file.")
     var spec: String
 
-    @Option(name: .shortAndLong, help: "Where to write the image (default: NAME.tar, or NAME for --format oci).")
+    @Option(name: .shortAndLong, help: "Where to write the image (default: NAME.tar, or NAME for --format oci; a docker-archive named .tar.gz or .tgz is gzip-compressed).")
     var output: String?
 
     @Option(help: "Output format: docker-archive, oci or oci-archive.")
@@ -117,7 +118,7 @@ struct Build: ParsableCommand {
             let written: WrittenImage
             switch format {
             case .dockerArchive:
-                written = try DockerArchiveSink(store: try TarStore(path: out)).write(image)
+                written = try DockerArchiveSink(path: out).write(image)
             case .oci:
                 written = try OCISink(store: try DirectoryStore(path: out)).write(image)
             case .ociArchive:

@@ -35,7 +35,7 @@ struct Merge: ParsableCommand {
                 }
                 pending.append(image.pending(name: name, tag: tag))
             }
-            let written = try DockerArchiveSink(store: TarStore(path: output)).writeAll(pending)
+            let written = try DockerArchiveSink(path: output).writeAll(pending)
             for w in written { print("docker-archive:\(output) \(w.reference) \(w.manifestDigest)") }
         }
     }

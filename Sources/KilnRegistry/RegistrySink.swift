@@ -32,6 +32,18 @@ public final class RegistrySink: ImageSink, Sendable {
     }
 
     public func write(_ image: PendingImage) throws -> WrittenImage {
+        try push(image).image
+    }
+
+    /// What a push wrote, with the size of the manifest it put (`kiln push --json`
+    /// reports it, as `pull` and `copy` report the manifest they moved).
+    public struct Pushed: Sendable {
+        public var image: WrittenImage
+        public var manifestSize: Int64
+    }
+
+    /// Writes `image` as ``write(_:)`` does and also tells the manifest's size.
+    public func push(_ image: PendingImage) throws -> Pushed {
         let tmp = (ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp")
             + "/kiln-push-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         guard mkdir(tmp, 0o700) == 0 else { throw RegistryError.transport("cannot create \(tmp): \(String(cString: strerror(errno)))") }
@@ -61,7 +73,7 @@ public final class RegistrySink: ImageSink, Sendable {
         return try runBlocking { try await self.push(image, layers: layers) }
     }
 
-    func push(_ image: PendingImage, layers: [ReadyLayer]) async throws -> WrittenImage {
+    func push(_ image: PendingImage, layers: [ReadyLayer]) async throws -> Pushed {
         let repo = reference.repository
         let client = self.client
         let sameRegistry = reference.registry
@@ -132,8 +144,9 @@ public final class RegistrySink: ImageSink, Sendable {
         try await client.putManifest(repository: repo, reference: tag ?? manifestDigest.description,
                                      bytes: manifestBytes, mediaType: manifestType)
         client.options.progress.close()
-        return WrittenImage(reference: reference.name + (tag.map { ":\($0)" } ?? "@\(manifestDigest)"), tag: tag ?? "",
-                            manifestDigest: manifestDigest, configDigest: configDescriptor.digest,
-                            layers: descriptors, diffIDs: diffIDs)
+        let written = WrittenImage(reference: reference.name + (tag.map { ":\($0)" } ?? "@\(manifestDigest)"), tag: tag ?? "",
+                                   manifestDigest: manifestDigest, configDigest: configDescriptor.digest,
+                                   layers: descriptors, diffIDs: diffIDs)
+        return Pushed(image: written, manifestSize: Int64(manifestBytes.count))
     }
 }

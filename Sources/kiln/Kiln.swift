@@ -14,19 +14,24 @@ struct Kiln: ParsableCommand {
         abstract: "Build, inspect and convert container images without a daemon.",
         discussion: """
             Images are named in skopeo's transport syntax: docker-archive:PATH, oci:DIR[:TAG], \
-            oci-archive:PATH[:TAG].
+            oci-archive:PATH[:TAG], and docker://HOST/REPO[:TAG] (or @sha256:DIGEST) for a registry.
             Exit status: 0 on success, 1 when the operation failed, 64 for a usage error.
             """,
         subcommands: [Build.self, Lock.self, Copy.self, Inspect.self, Pull.self, Push.self, Login.self, Logout.self, Export.self, Merge.self, CacheCommand.self, TarsumCommand.self])
 }
 
-/// Runs `body`, printing any error as one line on stderr and exiting 1.
+/// Runs `body`, printing any error as one line on stderr and exiting 1. A
+/// `ValidationError` (a usage error found after parsing: flags that do not go
+/// together) is passed on to ArgumentParser, which prints it with the usage and exits
+/// 64 (EX_USAGE), as it does for errors found while parsing.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let e as ExitCode {
         throw e
     } catch let e as CleanExit {
+        throw e
+    } catch let e as ValidationError {
         throw e
     } catch {
         var stderr = StandardError()

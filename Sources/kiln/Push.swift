@@ -33,16 +33,19 @@ struct Push: ParsableCommand {
             let imageSource = try src.source(options: options)
             defer { (imageSource as? RegistrySource)?.removeSpool() }
             let image = try imageSource.image()
-            let sink = try ImageLocation.registry(dst).sink(options: options)
-            let written = try sink.write(image.pending(name: dst.name, tag: dst.tag ?? "latest"))
-            try reportPush(written, json: json)
+            // A registry location always makes a RegistrySink (after checking the reference).
+            let sink = try ImageLocation.registry(dst).sink(options: options) as! RegistrySink
+            let pushed = try sink.push(image.pending(name: dst.name, tag: dst.tag ?? "latest"))
+            try reportPush(pushed.image, json: json, size: pushed.manifestSize)
         }
     }
 }
 
-/// Prints what a push wrote: one line, or `{reference, digest, size}` with --json.
+/// Prints what a push wrote: one line, or `{reference, digest, size}` with --json,
+/// `size` being the manifest's (as `pull --json` and `copy --json` report it).
 func reportPush(_ written: WrittenImage, json: Bool, size: Int64? = nil) throws {
     if json {
+        precondition(size != nil, "reportPush: --json needs the pushed manifest's size")
         try printJSON(TransferReport(reference: "docker://" + written.reference, digest: written.manifestDigest, size: size ?? 0))
     } else {
         print("docker://\(written.reference) \(written.manifestDigest)")

@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+
+/// The command line's exit statuses (0 success, 1 the operation failed, 64 a usage
+/// error, as `kiln --help` says) and what `--help` and `push --json` print.
+@Suite struct CLIExitTests {
+    /// Usage errors found after parsing (flags that do not go together, a value out of
+    /// range) exit 64 like those found while parsing, and name the problem.
+    @Test func usageErrorsExit64() throws {
+        let dir = try TempDir()
+        let spec = try writeFilesSpec(in: dir)
+        let cases: [(args: [String], mentions: String)] = [
+            (["build", "--stream", "-o", dir.path + "/x", spec], "--stream writes a docker-archive to stdout"),
+            (["build", "--locked", spec, "-o", dir.path + "/x"], "--locked: the spec has no packages"),
+            (["tarsum", "--version", "2", spec], "--version must be 0 or 1"),
+            (["cache", "prune", "--older-than", "soon", "--cache-dir", dir.path + "/cache"], "--older-than takes a number and a unit"),
+            (["copy", "--all", "oci:\(dir.path)/a:v1", "oci:\(dir.path)/b:v1"], "--all copies between registries only"),
+            (["login", "127.0.0.1:1", "--password-stdin"], "give the user name with -u"),
+            (["login", "127.0.0.1:1", "-u", "alice"], "give the password with --password-stdin"),
+            (["build", "--no-such-flag", spec], "Unknown option '--no-such-flag'"),
+        ]
+        for c in cases {
+            let r = try kiln(c.args, check: false)
+            #expect(r.status == 64, "kiln \(c.args.joined(separator: " ")): \(r)")
+            #expect(r.stderr.contains(c.mentions), "kiln \(c.args.joined(separator: " ")): \(r)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
+    }
+
+    /// An operation that fails (here: the spec is not there) exits 1 with one line.
+    @Test func failuresExit1() throws {
+        let dir = try TempDir()
+        let r = try kiln(["build", dir.path + "/missing.yaml", "-o", dir.path + "/x"], check: false)
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stderr.hasPrefix("kiln: error: ") && r.stderr.contains("missing.yaml"), "\(r)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r)")
+        let t = try kiln(["tarsum", dir.path + "/missing.tar"], check: false)
+        #expect(t.status == 1, "\(t)")
+    }
+
+    @Test func overviewNamesEveryTransport() throws {
+        let help = try kiln(["--help"])
+        for transport in ["docker-archive:PATH", "oci:DIR[:TAG]", "oci-archive:PATH[:TAG]", "docker://HOST/REPO[:TAG]"] {
+            #expect(help.stdout.contains(transport), "kiln --help does not mention \(transport): \(help.stdout)")
+        }
+        #expect(help.stdout.contains("64 for a usage error"))
+    }
+
+    /// `push --json` reports the pushed manifest's digest and its size in bytes, as the
+    /// registry serves it.
+    @Test func pushJSONReportsTheManifestSize() throws {
+        let reg = try TestRegistry()
+        let env = try KilnEnv()
+        let src = try TempDir()
+        let spec = try writeFilesSpec(in: src, bigBytes: 10_000)
+        try env.kiln(["build", spec, "--format", "oci", "-o", src.path + "/layout"])
+        let ref = "docker://\(reg.host)/kiln/sized:v1"
+        let push = try env.kiln(["push", "oci:\(src.path)/layout:v1", ref, "--json"])
+        let report = try parseJSON(push.stdout) as! [String: Any]
+        let raw = try skopeoInspect(ref, raw: true)
+        let manifestBytes = Array(raw.utf8.reversed().drop { $0 == 0x0a }.reversed())
+        #expect(report["reference"] as? String == ref, "\(report)")
+        #expect((report["size"] as? NSNumber)?.intValue == manifestBytes.count, "\(report) vs \(manifestBytes.count) bytes")
+        #expect(report["digest"] as? String == "sha256:" + (try sha256Hex(manifestBytes)), "\(report)")
+        #expect((report["size"] as? NSNumber)?.intValue ?? 0 > 0)
+        // The layers the manifest lists have their real sizes too.
+        let manifest = try parseJSON(raw) as! [String: Any]
+        for layer in manifest["layers"] as! [[String: Any]] {
+            #expect((layer["size"] as? NSNumber)?.intValue ?? 0 > 0, "\(layer)")
+        }
+        #expect(env.leftovers.isEmpty, "\(env.leftovers)")
+    }
+}

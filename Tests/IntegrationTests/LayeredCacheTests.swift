@@ -96,6 +96,36 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: cache + "/blobs/sha256").isEmpty)
     }
 
+    /// Waits for `build` to start writing a file into `cache`/tmp, waits `delay` µs
+    /// more, and kills it with SIGKILL. True when the kill landed mid-write: the build
+    /// died of the signal and its temporary file is still there (a build that finishes
+    /// its write renames or removes it).
+    func killWhileWritingToCache(_ build: Process, cache: String, after delay: UInt32) throws -> Bool {
+        let tmp = cache + "/tmp"
+        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [])
+        func newTemporaries() -> Set<String> {
+            Set((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).subtracting(before)
+        }
+        let deadline = Date().addingTimeInterval(120)
+        while build.isRunning, newTemporaries().isEmpty, Date() < deadline { usleep(500) }
+        if delay > 0 { usleep(delay) }
+        kill(build.processIdentifier, SIGKILL)
+        build.waitUntilExit()
+        return build.terminationReason == .uncaughtSignal && !newTemporaries().isEmpty
+    }
+
+    /// Every entry in the cache's `layers/` names a blob that exists with its recorded size.
+    func expectEveryCacheEntrySound(_ cache: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for name in try FileManager.default.contentsOfDirectory(atPath: cache + "/layers") {
+            let entry = try parseJSON(String(contentsOfFile: cache + "/layers/" + name, encoding: .utf8)) as! [String: Any]
+            let descriptor = entry["descriptor"] as! [String: Any]
+            let hex = (descriptor["digest"] as! String).split(separator: ":")[1]
+            let attributes = try? FileManager.default.attributesOfItem(atPath: "\(cache)/blobs/sha256/\(hex)")
+            #expect((attributes?[.size] as? NSNumber)?.int64Value == (descriptor["size"] as? NSNumber)?.int64Value,
+                    "cache entry \(name) names a missing or short blob", sourceLocation: sourceLocation)
+        }
+    }
+
     @Test func concurrentBuildsAndAKilledBuildLeaveTheCacheSound() throws {
         let dir = try TempDir()
         let cache = dir.path + "/cache"
@@ -112,14 +142,26 @@ import Testing
             try p.run()
             return p
         }
-        // kill -9 at several moments; each time nothing valid-looking may stay behind.
-        for delay: UInt32 in [50_000, 200_000, 500_000] {
+        // kill -9 while the layer is being written into the cache, at several moments
+        // after its temporary file appears; each time nothing valid-looking may stay
+        // behind. A kill that lands after the write proves nothing, so the test
+        // counts the kills that left the build's temporary file in cache/tmp (the build
+        // died mid-write) and fails if none did.
+        var landed: [UInt32] = []
+        for delay: UInt32 in [0, 20_000, 100_000, 300_000, 5_000, 50_000, 200_000, 1_000] where landed.count < 3 {
             let p = try start(dir.path + "/killed")
-            usleep(delay)
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+            let killedMidWrite = try killWhileWritingToCache(p, cache: cache, after: delay)
             try? FileManager.default.removeItem(atPath: dir.path + "/killed")
+            if killedMidWrite {
+                landed.append(delay)
+                try expectEveryCacheEntrySound(cache)
+            } else {
+                // The build got past its write (or never started one): start again from
+                // an empty cache so the next try has a layer to write.
+                try? FileManager.default.removeItem(atPath: cache)
+            }
         }
+        #expect(!landed.isEmpty, "no kill -9 landed while the layer was being written into the cache")
         // Two builds at once on the same cache.
         let p1 = try start(dir.path + "/p1"), p2 = try start(dir.path + "/p2")
         p1.waitUntilExit()

@@ -36,7 +36,7 @@ private func sha256(_ bytes: [UInt8]) -> String {
 @Suite struct XzTests {
     /// Files made by the real `xz` with several presets and checks decode to the
     /// same bytes, whatever size the caller's reads have.
-    @Test(.enabled(if: haveXz)) func roundTripWithXzCLI() throws {
+    @Test(.enabled(if: haveXz, "the xz command is not installed")) func roundTripWithXzCLI() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         let text = sampleData(3 << 20, seed: 7)
@@ -68,7 +68,7 @@ private func sha256(_ bytes: [UInt8]) -> String {
         }
     }
 
-    @Test(.enabled(if: haveXz)) func emptyPayloadRoundTrips() throws {
+    @Test(.enabled(if: haveXz, "the xz command is not installed")) func emptyPayloadRoundTrips() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         try sh("printf '' | xz -c > empty.xz", in: dir.path)
@@ -77,7 +77,7 @@ private func sha256(_ bytes: [UInt8]) -> String {
 
     /// Concatenated Streams (`cat a.xz b.xz`), with Stream Padding between them
     /// (xz-file-format §2.2), decode to the concatenated data, as `xz -d` does.
-    @Test(.enabled(if: haveXz)) func multiStreamConcatenation() throws {
+    @Test(.enabled(if: haveXz, "the xz command is not installed")) func multiStreamConcatenation() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         let a = sampleData(1 << 20, seed: 2), b = noise(300_000, seed: 3), c = sampleData(10, seed: 4)
@@ -90,7 +90,7 @@ private func sha256(_ bytes: [UInt8]) -> String {
         #expect(try drain(XzReader(FileReader(path: dir.file("abc.xz")))) == a + b + c)
     }
 
-    @Test(.enabled(if: haveXz)) func truncatedInputThrows() throws {
+    @Test(.enabled(if: haveXz, "the xz command is not installed")) func truncatedInputThrows() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         try dir.write("data", sampleData(600_000, seed: 5))
@@ -105,7 +105,7 @@ private func sha256(_ bytes: [UInt8]) -> String {
         }
     }
 
-    @Test(.enabled(if: haveXz)) func corruptedInputThrows() throws {
+    @Test(.enabled(if: haveXz, "the xz command is not installed")) func corruptedInputThrows() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         let data = sampleData(600_000, seed: 6)
@@ -126,7 +126,7 @@ private func sha256(_ bytes: [UInt8]) -> String {
         #expect(throws: ArchiveError.self) { try drain(XzReader(BufferReader(data))) }
     }
 
-    @Test(.enabled(if: haveXz)) func limitIsEnforced() throws {
+    @Test(.enabled(if: haveXz, "the xz command is not installed")) func limitIsEnforced() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         // 64 MiB of zeros: ~10 KiB of xz, the shape of a decompression bomb.
@@ -144,7 +144,7 @@ private func sha256(_ bytes: [UInt8]) -> String {
         }
     }
 
-    @Test(.enabled(if: haveXz)) func decompressingSniffsXz() throws {
+    @Test(.enabled(if: haveXz, "the xz command is not installed")) func decompressingSniffsXz() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         let data = sampleData(200_000, seed: 8)
@@ -168,7 +168,7 @@ private func sha256(_ bytes: [UInt8]) -> String {
 
     /// Not a benchmark: decodes ~48 MiB and prints the rate, so a pathological
     /// slowdown (tiny reads, per-byte work) shows in the log. No timing assertion.
-    @Test(.enabled(if: haveXz)) func throughputSanity() throws {
+    @Test(.enabled(if: haveXz, "the xz command is not installed")) func throughputSanity() throws {
         let dir = try TempDir()
         defer { dir.remove() }
         try dir.write("chunk", sampleData(4 << 20, seed: 9) + noise(4 << 20, seed: 10))

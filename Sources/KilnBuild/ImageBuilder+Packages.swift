@@ -63,7 +63,7 @@ extension ImageBuilder {
                     let top = p.split(separator: "/").first.map(String.init) ?? ""
                     if FileTree.mergedUsrDirectories.contains(top) { usrTops.insert(top) }
                 }
-                let license = unpacked.tree[mergedUsr ? "usr/share/doc/\(p.package.name)/copyright" : "usr/share/doc/\(p.package.name)/copyright"]
+                let license = unpacked.tree["usr/share/doc/\(p.package.name)/copyright"]
                 out.unpacked.append((p, unpacked.fileCount, unpacked.byteCount, license.flatMap { n -> String? in
                     if case .file(.host(let path, _, _)) = n.content { return DebianLicense.licenses(atPath: path) }
                     return nil
@@ -90,20 +90,14 @@ extension ImageBuilder {
             }
             let comment = group.count == 1 ? "\(group[0].package.name) \(group[0].package.version)"
                 : "\(group.count) packages: " + group.map(\.package.name).joined(separator: " ")
-            out.layers.append((try packageLayer(layerTree, packages: group), comment))
+            // A package's layer has the package's own mtimes; `mtime` only reaches the
+            // directories no package lists.
+            out.layers.append((try layerInput(try TreeLayer(tree: layerTree, mtime: 0)), comment))
         }
         try addGenerated(to: &out.generated, mergedUsr: mergedUsr, base: base, contentTree: contentTree,
                          caInputs: caInputs, hasTzdata: hasTzdata, status: status, infoFiles: infoFiles,
                          selection: selection, usrTops: usrTops)
         return out
-    }
-
-    /// The layer of one group of packages, from the cache when the same `.deb` files were
-    /// unpacked before. The key names the packages' digests, not their files: a hit
-    /// skips reading the layer's entries altogether.
-    private func packageLayer(_ tree: FileTree, packages: [FetchedPackage]) throws -> LayerInput {
-        let layer = try TreeLayer(tree: tree, mtime: 0)
-        return try layerInput(layer)
     }
 
     /// The certificates `update-ca-certificates` would bundle: every `.crt` below

@@ -27,6 +27,9 @@ public final class BaseImage {
     public static func load(spec: Spec, staging: Staging) throws -> BaseImage? {
         guard let from = spec.fromImage else { return nil }
         let location = spec.keyLocations["fromImage"].map { "\($0): " } ?? ""
+        if try registryReference(of: spec) != nil {
+            throw BuildError("\(location)fromImage: \(from): a registry base is opened by the command line and handed over as ImageBuilder.base")
+        }
         do {
             let ref = try ImageReference(parsing: from)
             let source: any ImageSource
@@ -43,7 +46,7 @@ public final class BaseImage {
                 source = try ImageReference.ociArchive(path: path, tag: try ociTag(spec, tag)).source()
             default:
                 if spec.fromImageName != nil || spec.fromImageTag != nil {
-                    throw BuildError("fromImageName and fromImageTag only choose among the images of an archive or layout; put the name and tag in the reference")
+                    throw BuildError(chooserMisuse)
                 }
                 source = try ref.source()
             }
@@ -54,6 +57,20 @@ public final class BaseImage {
             throw BuildError("\(location)fromImage: \(from): \(error)")
         }
     }
+
+    /// The spec's `fromImage` when it names a registry image (`docker://`), else nil.
+    /// KilnBuild does not talk to registries: the command line opens such a base and
+    /// hands it over as `ImageBuilder.base`. `fromImageName`/`fromImageTag` are refused
+    /// here as for every reference that is not an archive or layout.
+    public static func registryReference(of spec: Spec) throws -> String? {
+        guard let from = spec.fromImage, BaseReference.isRegistry(from) else { return nil }
+        if spec.fromImageName != nil || spec.fromImageTag != nil {
+            throw BuildError("\(spec.keyLocations["fromImage"].map { "\($0): " } ?? "")fromImage: \(chooserMisuse)")
+        }
+        return from
+    }
+
+    static let chooserMisuse = "fromImageName and fromImageTag only choose among the images of an archive or layout; put the name and tag in the reference"
 
     /// The tag to pick in an OCI layout: `fromImageTag`, else the reference's own; a
     /// `fromImageName` is matched as `NAME:TAG` ref names, as some tools write them.
@@ -152,6 +169,8 @@ public enum BaseReference {
     /// Checks the reference and makes a local transport's relative path absolute
     /// (relative to the spec's directory, like content paths).
     public static func resolve(_ s: String, relativeTo directory: String) throws -> String {
+        // Registry references are checked by the command line when it opens them.
+        if isRegistry(s) { return s }
         let ref = try ImageReference(parsing: s)
         func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : SpecPaths.clean(directory + "/" + p) }
         switch ref {
@@ -161,4 +180,10 @@ public enum BaseReference {
         @unknown default: return s
         }
     }
+}
+
+extension BaseReference {
+    /// Whether `s` names an image in a registry (`docker://HOST/REPO[:TAG][@DIGEST]`,
+    /// skopeo's docker transport) rather than a local archive or layout.
+    public static func isRegistry(_ s: String) -> Bool { s.hasPrefix("docker:") }
 }

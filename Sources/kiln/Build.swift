@@ -66,9 +66,11 @@ struct Build: ParsableCommand {
             var builder = ImageBuilder(spec: spec, staging: staging)
             builder.cache = try cacheOptions.open()
             builder.notice = notice
+            // Opened once here, whatever needs it: a registry base is resolved once per build.
+            let (base, registrySource) = try loadBase(spec: spec, staging: staging, registry: registry, json: json)
+            defer { registrySource?.removeSpool() }
+            builder.base = base
             if !spec.packages.isEmpty {
-                let base = try BaseImage.load(spec: spec, staging: staging)
-                builder.base = base
                 var planner = PackagePlanner(spec: spec, architecture: packageArchitecture(spec),
                                              store: try packageStore(cache: builder.cache, staging: staging))
                 planner.installed = try installedPackages(base)
@@ -113,8 +115,8 @@ struct Build: ParsableCommand {
                 try writeSBOM(written)
                 return
             }
-            let base = spec.name.split(separator: "/").last.map(String.init) ?? "image"
-            let out = output ?? (format == .oci ? base : base + ".tar")
+            let stem = spec.name.split(separator: "/").last.map(String.init) ?? "image"
+            let out = output ?? (format == .oci ? stem : stem + ".tar")
             let written: WrittenImage
             switch format {
             case .dockerArchive:

@@ -30,6 +30,52 @@ func packageArchitecture(_ spec: Spec) -> String {
     spec.architecture ?? Platform.host.architecture
 }
 
+/// The spec's base image (`fromImage`), opened once per build. A local archive or layout
+/// is read by KilnBuild; a `docker://` base is read here from the registry with the
+/// command's registry flags, for the spec's platform (KilnBuild does not talk to
+/// registries). Its manifest and config are fetched now, its layers only when something
+/// reads their bytes (flattening for `users` or `packages`, a sink that cannot mount or
+/// skip them). A tag is resolved once and its digest printed, so the spec can pin it.
+/// The caller removes the registry source's spool when done (`registrySource`).
+func loadBase(spec: Spec, staging: Staging, registry: RegistryFlags, json: Bool) throws -> (base: BaseImage?, registrySource: RegistrySource?) {
+    guard let from = try BaseImage.registryReference(of: spec) else {
+        return (try BaseImage.load(spec: spec, staging: staging), nil)
+    }
+    let location = spec.keyLocations["fromImage"].map { "\($0): " } ?? ""
+    let source: RegistrySource
+    let image: SourceImage
+    var name = from
+    do {
+        let ref = try RegistryReference(parsing: from)
+        name = ref.name
+        let host = Platform.host
+        let platform = Platform(architecture: spec.architecture ?? host.architecture, os: spec.os,
+                                variant: spec.variant ?? (spec.architecture == nil ? host.variant : nil))
+        source = try RegistrySource(reference: ref, options: try registry.options(json: json), platform: platform)
+        do {
+            image = try source.image()
+        } catch {
+            source.removeSpool()
+            throw error
+        }
+        if ref.digest == nil {
+            // What the tag named: the index when it is one, so the pin keeps every platform.
+            let digest = source.index?.digest ?? image.manifestDigest
+            notice("fromImage \(from) is \(digest); pin it with @\(digest)")
+        }
+    } catch {
+        // Most registry errors name the image already (`manifest HOST/REPO:TAG: …`).
+        let message = oneLine("\(error)")
+        throw BuildError("\(location)fromImage: " + (message.contains(name) ? message : "\(from): \(message)"))
+    }
+    return (BaseImage(reference: from, image: image, staging: staging), source)
+}
+
+/// `s` on one line, for error messages that quote a server's words.
+private func oneLine(_ s: String) -> String {
+    s.split(whereSeparator: \.isNewline).joined(separator: " ")
+}
+
 /// What the base image has installed, from its dpkg database.
 func installedPackages(_ base: BaseImage?) throws -> [InstalledPackage] {
     guard let base, let bytes = try base.rootfs().contents(of: "var/lib/dpkg/status", limit: 64 << 20) else { return [] }
@@ -69,6 +115,8 @@ struct Lock: ParsableCommand {
 
     @OptionGroup var packageOptions: PackageOptions
     @OptionGroup var cacheOptions: CacheOptions
+    /// For a `docker://` fromImage (its dpkg database).
+    @OptionGroup var registry: RegistryFlags
 
     mutating func run() throws {
         try reportingErrors {
@@ -84,7 +132,8 @@ struct Lock: ParsableCommand {
                 return
             }
             let staging = try Staging()
-            let base = try BaseImage.load(spec: spec, staging: staging)
+            let (base, registrySource) = try loadBase(spec: spec, staging: staging, registry: registry, json: false)
+            defer { registrySource?.removeSpool() }
             var planner = PackagePlanner(spec: spec, architecture: arch,
                                          store: try packageStore(cache: try cacheOptions.open(), staging: staging))
             planner.installed = try installedPackages(base)

@@ -75,6 +75,7 @@ struct Build: ParsableCommand {
                                              store: try packageStore(cache: builder.cache, staging: staging))
                 planner.installed = try installedPackages(base)
                 planner.notice = notice
+                planner.progress = packageProgress()
                 let lockPath = packageOptions.lockPath(spec: spec)
                 let lock = try PackageLock.read(lockPath)
                 let p = planner, locked = self.locked

@@ -86,6 +86,17 @@ func installedPackages(_ base: BaseImage?) throws -> [InstalledPackage] {
     }
 }
 
+/// Download progress for a terminal: one line redrawn at most ~10 times a second
+/// (AptFetcher's pace); nothing when stderr is not a terminal (CI logs stay clean).
+func packageProgress() -> (@Sendable (Int64, Int64) -> Void)? {
+    guard isatty(2) == 1 else { return nil }
+    return { done, total in
+        var err = StandardError()
+        let mib = { (b: Int64) in String(format: "%.1f", Double(b) / 1_048_576) }
+        print("\rkiln: downloading packages \(mib(done))/\(mib(total)) MiB\u{1b}[K", terminator: done >= total ? "\n" : "", to: &err)
+    }
+}
+
 /// A one-line notice on stderr.
 @Sendable func notice(_ line: String) {
     var err = StandardError()

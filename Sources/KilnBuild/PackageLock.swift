@@ -56,7 +56,10 @@ public struct PackageLock: Codable, Sendable, Equatable {
                    switch r {
                    case .host: return "host"
                    case .explicit(let url, let suite, let components, let keyring, _):
-                       return ([url, suite] + components).joined(separator: " ") + " keyring=" + keyring
+                       // Relative to the spec, so a checkout elsewhere has the same lock.
+                       let dir = spec.directory.hasSuffix("/") ? spec.directory : spec.directory + "/"
+                       let shown = keyring.hasPrefix(dir) ? String(keyring.dropFirst(dir.count)) : keyring
+                       return ([url, suite] + components).joined(separator: " ") + " keyring=" + shown
                    }
                })
     }

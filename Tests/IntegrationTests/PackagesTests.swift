@@ -129,6 +129,19 @@ struct PackagesTests {
         try kiln(["build", spec, "--locked", "-o", dir.path + "/e.tar"] + cacheFlags)
     }
 
+    @Test func aLockedPackageThatVanishedFromItsRepositoryIsNamed() throws {
+        let repo = try TempDir()
+        try run("cp", ["-a", TestRepo.dir + "/.", repo.path])
+        let dir = try TempDir()
+        let spec = try writePackageSpec(in: dir, packages: ["kiln-hello"], repository: "file:" + repo.path + "/debian",
+                                        keyring: repo.path + "/keyring.gpg")
+        try kiln(["lock", spec, "--cache-dir", dir.path + "/c1"])
+        try sh("rm \(repo.path)/debian/pool/main/k/kiln-greeting/kiln-greeting_1.0_all.deb")
+        let r = try kiln(["build", spec, "--locked", "-o", dir.path + "/img.tar", "--cache-dir", dir.path + "/c2"], check: false)
+        #expect(r.status == 1 && r.stderr.contains("kiln-greeting_1.0_all.deb") && r.stderr.contains("kiln lock --update"), "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
+    }
+
     @Test func twoImagesSharingAPackageShareItsLayer() throws {
         let a = try TempDir(), b = try TempDir()
         let specA = try writePackageSpec(in: a, name: "kiln-test/a", packages: ["kiln-hello"])

@@ -1,9 +1,18 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import KilnArchive
 import KilnOCI
 
 /// Reads the first image of a docker-archive (`docker save` format) through its
 /// `manifest.json`. Layers may be stored plain or compressed; the manifest Kiln
 /// reports is the Docker v2s2 manifest a registry would hold for them.
+///
+/// The archive itself may be compressed as a whole (gzip, zstd or xz: a `.tar.gz` as
+/// `kiln build -o x.tar.gz` and nixpkgs' dockerTools write, and as `docker load`
+/// accepts). Its members are read in place by offset, which a compressed stream cannot
+/// give, so such an archive is decompressed once into a private temporary file and
+/// read from there exactly as a plain one.
 public struct DockerArchiveSource: ImageSource {
     public let path: String
     let files: TarIndex
@@ -11,11 +20,62 @@ public struct DockerArchiveSource: ImageSource {
     public let name: String?
     public let tag: String?
 
-    public init(path: String, name: String? = nil, tag: String? = nil) throws {
+    /// - Parameter maxDecompressedSize: for an archive compressed as a whole, the most
+    ///   bytes it may decompress to before `ArchiveError.tooLarge` (a decompression bomb
+    ///   would otherwise fill the temporary directory); the default is the per-layer limit
+    ///   (`RootfsLimits.defaultMaxLayerSize`, 64 GiB).
+    public init(path: String, name: String? = nil, tag: String? = nil,
+                maxDecompressedSize: Int64 = RootfsLimits.defaultMaxLayerSize) throws {
         self.path = path
-        self.files = try TarIndex(path: path)
+        self.files = try DockerArchiveSource.index(path, limit: maxDecompressedSize)
         self.name = name
         self.tag = tag
+    }
+
+    /// Indexes the archive at `path`: in place when it is a plain tar, else through a
+    /// decompressed copy.
+    static func index(_ path: String, limit: Int64) throws -> TarIndex {
+        let reader = try FileReader(path: path)
+        var head = [UInt8](repeating: 0, count: XzReader.magic.count)
+        let n = try head.withUnsafeMutableBytes { try reader.readFully(into: $0) }
+        head.removeLast(head.count - n)
+        guard Compression.detect(head) != .none || XzReader.isXz(head) else {
+            guard lseek(reader.fd, 0, SEEK_SET) == 0 else { throw ArchiveError.io("cannot seek in", path: path, errno: errno) }
+            return try TarIndex(reading: reader, path: path)
+        }
+        return try decompressedIndex(PrefixedReader(prefix: head, reader), path: path, limit: limit)
+    }
+
+    /// Streams the decompressed archive into a temporary file and indexes that.
+    ///
+    /// The file is created by `mkstemp` (mode 0600, in `$TMPDIR`, else /tmp) and
+    /// unlinked at once: only the descriptor the index keeps reaches it, so no other user
+    /// can open it, and its blocks are freed when the last reader of the source is
+    /// released. Nothing is left behind on failure, nor even if the process is killed.
+    /// Memory stays flat: the bytes pass through one copy buffer.
+    static func decompressedIndex(_ compressed: ByteReader, path: String, limit: Int64) throws -> TarIndex {
+        let base = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/kiln-archive-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw ImageError.io("\(path): cannot create a temporary file in \(base) to decompress the archive into: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        // Not inherited by children (runAsRoot's helpers, compressors).
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        let spool = "a temporary file in \(base)"
+        do {
+            _ = try Compression.decompressing(compressed, limit: limit).copy(to: FileWriter(fd: fd, path: spool))
+        } catch let e as ArchiveError {
+            switch e {
+            case .io: throw ImageError.io("\(path): cannot decompress the archive: \(e)")
+            case .tooLarge: throw ImageError.invalid("\(path): \(e)")
+            default: throw ImageError.invalid("\(path): corrupt compressed archive: \(e)")
+            }
+        }
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw ArchiveError.io("cannot seek in", path: spool, errno: errno) }
+        return try TarIndex(reading: FileReader(fd: fd, path: path), path: path)
     }
 
     /// `NAME[:TAG]` split at a colon whose right side holds no `/`.

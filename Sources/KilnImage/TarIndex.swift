@@ -12,10 +12,18 @@ public final class TarIndex: LayoutFiles, @unchecked Sendable {
     private var members: [String: (offset: Int64, size: Int64)] = [:]
     private var links: [String: String] = [:]
 
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(reading: try FileReader(path: path), path: path)
+    }
+
+    /// Indexes the tar readable through `reader`, which must stand at the file's start.
+    /// The index keeps its own duplicate of the descriptor, so the file may already be
+    /// unlinked (a decompressed archive's private temporary file); `path` only names the
+    /// archive in messages.
+    init(reading reader: FileReader, path: String) throws {
         self.path = path
-        let reader = try FileReader(path: path)
         fd = dup(reader.fd)
+        guard fd >= 0 else { throw ArchiveError.io("cannot duplicate the descriptor of", path: path, errno: errno) }
         let tar = TarReader(reader)
         do {
             while let h = try tar.next() {

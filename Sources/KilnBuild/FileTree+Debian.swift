@@ -37,17 +37,11 @@ extension FileTree {
     /// - Parameter mergedUsr: place `/bin`, `/sbin`, `/lib*` entries under `/usr`.
     public static func unpackDebian(_ deb: DebArchive, what: String, mergedUsr: Bool, staging: Staging) throws -> UnpackedPackage {
         let tar = TarReader(try deb.openData())
-        let dir = staging.newPath("deb")
-        guard mkdir(dir, 0o700) == 0 else { throw BuildError("cannot create \(dir): \(String(cString: strerror(errno)))") }
+        let stager = try TarStager(staging: staging, hint: "deb", container: "package", what: "\(what): data.tar")
         var tree = FileTree()
         var listed: [String] = []
-        var staged: [String: (path: String, size: Int64, id: FileIdentity)] = [:]
-        let device = UInt64.max - UInt64(UInt32.random(in: 0...UInt32.max))
-        var index: UInt64 = 0
         var files = 0
         var bytes: Int64 = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
         func place(_ name: String) throws -> (rel: String, dest: String) {
             var n = name
             while n.hasPrefix("/") { n.removeFirst() }
@@ -59,47 +53,13 @@ extension FileTree {
         }
         do {
             while let h = try tar.next() {
-                index += 1
                 let (rel, dest) = try place(h.name)
                 if rel.isEmpty { listed.append("/."); continue }
                 listed.append("/" + rel)
-                var node: FileNode
-                switch h.kind {
-                case .directory:
-                    node = FileNode(.directory, mode: h.mode)
-                case .regular:
-                    let body = "\(dir)/\(index)"
-                    let out = HashingWriter(try FileWriter(creating: body, mode: 0o600))
-                    var left = h.size
-                    while left > 0 {
-                        let n = try tar.readBody(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(min(Int64(buffer.count), left))]))
-                        if n == 0 { throw BuildError("\(what): data.tar member \"\(h.name)\" is truncated") }
-                        try out.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-                        left -= Int64(n)
-                    }
-                    staging.recordContent(body, digest: out.digest)
-                    let id = FileIdentity(device: device, inode: index)
-                    staged[dest] = (body, h.size, id)
-                    node = FileNode(.file(.host(path: body, size: h.size, identity: id)), mode: h.mode)
-                    files += 1
-                    bytes += h.size
-                case .hardlink:
-                    let (_, target) = try place(h.linkName)
-                    guard let t = staged[target] else {
-                        throw BuildError("\(what): hard link \"\(h.name)\" points to \"\(h.linkName)\", which is not a file earlier in the package")
-                    }
-                    staged[dest] = t
-                    node = FileNode(.file(.host(path: t.path, size: t.size, identity: t.id)), mode: h.mode)
-                    files += 1
-                case .symlink:
-                    node = FileNode(.symlink(h.linkName), mode: 0o777)
-                case .charDevice:
-                    node = FileNode(.charDevice(major: h.devMajor, minor: h.devMinor), mode: h.mode)
-                case .blockDevice:
-                    node = FileNode(.blockDevice(major: h.devMajor, minor: h.devMinor), mode: h.mode)
-                case .fifo:
-                    node = FileNode(.fifo, mode: h.mode)
-                }
+                let linkKey = h.kind == .hardlink ? try place(h.linkName).dest : nil
+                var node = try stager.node(for: h, from: tar, key: dest, linkKey: linkKey)
+                if h.kind == .regular { bytes += h.size }
+                if h.kind == .regular || h.kind == .hardlink { files += 1 }
                 node.uid = h.uid
                 node.gid = h.gid
                 node.mtime = h.mtime

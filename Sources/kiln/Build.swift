@@ -19,6 +19,7 @@ struct Build: ParsableCommand {
               kiln build image.yaml --format oci -o hello-oci    # OCI layout directory
               kiln build image.yaml --format oci-archive -o hello.oci.tar --tag example/hello:1.0
               kiln build image.yaml --push docker://127.0.0.1:5000/hello:1.0   # straight to a registry
+              kiln build image.yaml --locked --sbom image.spdx.json   # packages exactly as `kiln lock` pinned them
             """)
 
     @Argument(help: "The spec file.")

@@ -45,4 +45,19 @@ public enum FileSystem {
             unlink(path)
         }
     }
+
+    /// Writes a small file whole through a temporary file beside it, synced and renamed
+    /// into place: a failure leaves the old file (or none), never half a new one.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+        let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            let w = try FileWriter(creating: tmp, mode: mode)
+            try w.write(bytes)
+            try w.sync()
+            guard rename(tmp, path) == 0 else { throw ArchiveError.io("cannot write", path: path, errno: errno) }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
 }

@@ -63,11 +63,11 @@ extension ImageBuilder {
                     let top = p.split(separator: "/").first.map(String.init) ?? ""
                     if FileTree.mergedUsrDirectories.contains(top) { usrTops.insert(top) }
                 }
-                let license = unpacked.tree["usr/share/doc/\(p.package.name)/copyright"]
-                out.unpacked.append((p, unpacked.fileCount, unpacked.byteCount, license.flatMap { n -> String? in
-                    if case .file(.host(let path, _, _)) = n.content { return DebianLicense.licenses(atPath: path) }
-                    return nil
-                }))
+                var license: String?
+                if case .file(.host(let path, _, _))? = unpacked.tree["usr/share/doc/\(p.package.name)/copyright"]?.content {
+                    license = DebianLicense.licenses(atPath: path)
+                }
+                out.unpacked.append((p, unpacked.fileCount, unpacked.byteCount, license))
                 var paragraph = control
                 while paragraph.hasSuffix("\n") { paragraph.removeLast() }
                 status.append(paragraph)

@@ -99,20 +99,7 @@ public struct PackageLock: Codable, Sendable, Equatable {
     /// file and a rename, so a failure leaves the old lock as it was.
     public func write(to path: String) throws {
         let bytes = PackageLock.indent(try CanonicalJSON.encode(self)) + [UInt8(ascii: "\n")]
-        let tmp = path + ".tmp-\(getpid())"
-        do {
-            let w = try FileWriter(creating: tmp, mode: 0o644)
-            try w.write(bytes)
-            try w.sync()
-        } catch {
-            unlink(tmp)
-            throw BuildError("cannot write \(path): \(error)")
-        }
-        guard rename(tmp, path) == 0 else {
-            let e = String(cString: strerror(errno))
-            unlink(tmp)
-            throw BuildError("cannot write \(path): \(e)")
-        }
+        do { try FileSystem.writeAtomically(bytes, to: path) } catch { throw BuildError("cannot write \(path): \(error)") }
     }
 
     /// Two-space indentation of canonical (compact, key-sorted) JSON, so lock files

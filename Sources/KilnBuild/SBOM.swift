@@ -4,6 +4,7 @@ import Glibc
 import Crypto
 import Foundation
 import KilnArchive
+import KilnDebian
 import KilnOCI
 
 /// An SPDX 2.3 JSON document of a built image (SPDX 2.3 §§6–11): the image as the
@@ -320,16 +321,9 @@ struct HostPackages {
     init(root: String, load: Bool) {
         guard load else { return }
         let info = root == "/" ? "/var/lib/dpkg/info" : root + "/var/lib/dpkg/info"
-        if let status = try? FileReader(path: (root == "/" ? "" : root) + "/var/lib/dpkg/status").readAll(limit: 256 << 20) {
-            var name: String?, version: String?, arch: String?
-            func flush() { if let n = name, let v = version { versions[n] = (v, arch) }; name = nil; version = nil; arch = nil }
-            for line in String(decoding: status, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
-                if line.isEmpty { flush(); continue }
-                if line.hasPrefix("Package: ") { name = String(line.dropFirst(9)) }
-                else if line.hasPrefix("Version: ") { version = String(line.dropFirst(9)) }
-                else if line.hasPrefix("Architecture: ") { arch = String(line.dropFirst(14)) }
-            }
-            flush()
+        if let status = try? FileReader(path: (root == "/" ? "" : root) + "/var/lib/dpkg/status").readAll(limit: 256 << 20),
+           let installed = try? InstalledPackage.parseStatus(String(decoding: status, as: UTF8.self)) {
+            for p in installed { versions[p.name] = (p.version.description, p.architecture) }
         }
         for file in (try? FileSystem.listDirectory(info)) ?? [] where file.hasSuffix(".list") {
             let pkg = String(file.dropLast(5).split(separator: ":").first ?? "")

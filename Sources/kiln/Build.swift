@@ -72,11 +72,7 @@ struct Build: ParsableCommand {
             defer { registrySource?.removeSpool() }
             builder.base = base
             if !spec.packages.isEmpty {
-                var planner = PackagePlanner(spec: spec, architecture: packageArchitecture(spec),
-                                             store: try packageStore(cache: builder.cache, staging: staging))
-                planner.installed = try installedPackages(base)
-                planner.notice = notice
-                planner.progress = packageProgress()
+                let planner = try packagePlanner(spec: spec, base: base, cache: builder.cache, staging: staging)
                 let lockPath = packageOptions.lockPath(spec: spec)
                 let lock = try PackageLock.read(lockPath)
                 let p = planner, locked = self.locked
@@ -91,16 +87,7 @@ struct Build: ParsableCommand {
             func writeSBOM(_ written: WrittenImage) throws {
                 guard let sbom else { return }
                 let bytes = try SBOM(report: report, manifestDigest: written.manifestDigest, reference: written.reference).encode()
-                let tmp = sbom + ".tmp-\(getpid())"
-                do {
-                    let w = try FileWriter(creating: tmp, mode: 0o644)
-                    try w.write(bytes)
-                    try w.sync()
-                    guard rename(tmp, sbom) == 0 else { throw BuildError("cannot write \(sbom): \(String(cString: strerror(errno)))") }
-                } catch {
-                    unlink(tmp)
-                    throw error
-                }
+                try FileSystem.writeAtomically(bytes, to: sbom)
             }
             if let push {
                 let ref = try RegistryReference(parsing: push)

@@ -19,6 +19,17 @@ struct PackageOptions: ParsableArguments {
     }
 }
 
+/// The planner for a spec's packages, as `kiln build` and `kiln lock` both use it: the
+/// spec's architecture, the base's installed packages, notices and progress on stderr.
+func packagePlanner(spec: Spec, base: BaseImage?, cache: LayerCache?, staging: Staging) throws -> PackagePlanner {
+    var planner = PackagePlanner(spec: spec, architecture: packageArchitecture(spec),
+                                 store: try packageStore(cache: cache, staging: staging))
+    planner.installed = try installedPackages(base)
+    planner.notice = notice
+    planner.progress = packageProgress()
+    return planner
+}
+
 /// Where downloaded `.deb` files and indexes are kept: beside the layer cache, or in
 /// the build's staging area with `--no-cache`.
 func packageStore(cache: LayerCache?, staging: Staging) throws -> PackageCacheStore {
@@ -145,11 +156,8 @@ struct Lock: ParsableCommand {
             let staging = try Staging()
             let (base, registrySource) = try loadBase(spec: spec, staging: staging, registry: registry, json: false)
             defer { registrySource?.removeSpool() }
-            var planner = PackagePlanner(spec: spec, architecture: arch,
-                                         store: try packageStore(cache: try cacheOptions.open(), staging: staging))
-            planner.installed = try installedPackages(base)
-            let p = planner
-            let lock = try runBlocking { try await p.lock(existing: existing) }
+            let planner = try packagePlanner(spec: spec, base: base, cache: try cacheOptions.open(), staging: staging)
+            let lock = try runBlocking { try await planner.lock(existing: existing) }
             try lock.write(to: path)
             print("\(path): \(lock.packages[arch]?.count ?? 0) packages for \(arch)")
         }

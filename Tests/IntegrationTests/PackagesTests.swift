@@ -103,6 +103,10 @@ struct PackagesTests {
         #expect(locked.allSatisfy { ($0["sha256"] as! String).count == 64 && ($0["filename"] as! String).hasSuffix(".deb") })
         #expect(((lock["repositories"] as! [[String: Any]])[0]["release"] as! String).hasPrefix("sha256:"))
 
+        // The lock's bytes depend only on the spec and the repository.
+        try kiln(["lock", spec, "--update", "--no-cache"])
+        #expect(try String(contentsOfFile: dir.path + "/image.lock.json", encoding: .utf8) == lockText)
+
         let first = try kiln(["build", spec, "--locked", "-o", dir.path + "/a.tar"] + cacheFlags)
         #expect(!first.stderr.contains("no lock file"))
         try FileManager.default.removeItem(atPath: cache.path + "/cache")
@@ -224,11 +228,35 @@ struct PackagesTests {
         let other = try TempDir()
         try run("/bin/sh", ["-c", "umask 077; cd \(other.path) && TZ=Pacific/Kiritimati LC_ALL=C \(kilnPath) build \(spec) -o \(dir.path)/b.tar --no-cache"])
         #expect(try dir.bytes("a.tar") == dir.bytes("b.tar"))
-        if hasTool("setpriv") {
-            try run("chmod", ["-R", "a+rwX", dir.path, TestRepo.dir])
-            try run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp", kilnPath, "build", spec, "-o", dir.path + "/c.tar", "--no-cache"])
-            #expect(try dir.bytes("a.tar") == dir.bytes("c.tar"))
-        }
+    }
+
+    @Test(.enabled(if: getuid() == 0 && hasTool("setpriv"), "needs root and setpriv to build as another user"))
+    func sameBytesBuiltByAnotherUser() throws {
+        let dir = try TempDir()
+        let spec = try writePackageSpec(in: dir, packages: ["kiln-hello"])
+        try kiln(["build", spec, "-o", dir.path + "/a.tar", "--no-cache"])
+        try run("chmod", ["-R", "a+rwX", dir.path, TestRepo.dir])
+        try run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp", kilnPath, "build", spec, "-o", dir.path + "/c.tar", "--no-cache"])
+        #expect(try dir.bytes("a.tar") == dir.bytes("c.tar"))
+    }
+
+    @Test func pushedPackageImageIsWhatSkopeoSeesAndCopies() throws {
+        let reg = try TestRegistry()
+        defer { reg.stop() }
+        let dir = try TempDir()
+        let spec = try writePackageSpec(in: dir, packages: ["kiln-hello"])
+        let ref = "docker://\(reg.host)/kiln/pkgs:v1"
+        let pushed = try parseJSON(try kiln(["build", spec, "--push", ref, "--json"] + cacheFlags).stdout) as! [String: Any]
+        let info = try parseJSON(try skopeoInspect(ref)) as! [String: Any]
+        #expect(info["Digest"] as? String == pushed["manifestDigest"] as? String)
+        #expect((info["Layers"] as! [Any]).count == 5)
+        // The same build to an OCI layout has the same manifest: one synthesis for all sinks.
+        try kiln(["build", spec, "--format", "oci", "-o", dir.path + "/layout"] + cacheFlags)
+        let local = try parseJSON(try run("skopeo", ["inspect", "oci:\(dir.path)/layout:v1"]).stdout) as! [String: Any]
+        #expect(local["Digest"] as? String == info["Digest"] as? String)
+        try run("skopeo", ["copy", "--src-tls-verify=false", ref, "oci:\(dir.path)/copied:v1"])
+        try run("umoci", ["unpack", "--image", dir.path + "/copied:v1", dir.path + "/bundle"])
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/bundle/rootfs/usr/bin/kiln-hello"))
     }
 
     @Test func unreachableRepositoryAndWrongKeyAreOneClearLine() throws {

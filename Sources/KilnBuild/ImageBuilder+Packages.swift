@@ -59,8 +59,8 @@ extension ImageBuilder {
                 if !deb.maintainerScripts.isEmpty { out.withScripts.append(p.package.name) }
                 let unpacked = try FileTree.unpackDebian(deb, what: what, mergedUsr: mergedUsr, staging: staging)
                 layerTree.merge(unpacked.tree)
-                for p in unpacked.packagePaths {
-                    let top = p.split(separator: "/").first.map(String.init) ?? ""
+                for path in unpacked.packagePaths {
+                    let top = path.split(separator: "/").first.map(String.init) ?? ""
                     if FileTree.mergedUsrDirectories.contains(top) { usrTops.insert(top) }
                 }
                 var license: String?
@@ -90,8 +90,9 @@ extension ImageBuilder {
             }
             let comment = group.count == 1 ? "\(group[0].package.name) \(group[0].package.version)"
                 : "\(group.count) packages: " + group.map(\.package.name).joined(separator: " ")
-            // A package's layer has the package's own mtimes; `mtime` only reaches the
-            // directories no package lists.
+            // A package's layer has the package's own mtimes; the few directories no
+            // package lists get 0, never the spec's `mtime`, so the layer is the same in
+            // every image.
             out.layers.append((try layerInput(try TreeLayer(tree: layerTree, mtime: 0)), comment))
         }
         try addGenerated(to: &out.generated, mergedUsr: mergedUsr, base: base, contentTree: contentTree,

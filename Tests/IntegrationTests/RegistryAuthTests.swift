@@ -41,15 +41,22 @@ final class TokenServer: @unchecked Sendable {
     func stop() { server.stop() }
 }
 
-@Suite(.serialized) struct RegistryAuthTests {
-    @Test func bearerTokensAnonymousAndWithLogin() throws {
-        let tokens = try TokenServer()
-        defer { tokens.stop() }
-        let reg = try TestRegistry(auth: """
+extension TestRegistry {
+    /// A registry whose token realm is `tokens` (distribution's `silly` auth).
+    convenience init(tokens: TokenServer) throws {
+        try self.init(auth: """
               silly:
                 realm: http://127.0.0.1:\(tokens.port)/token
                 service: kiln-test
             """)
+    }
+}
+
+@Suite(.serialized) struct RegistryAuthTests {
+    @Test func bearerTokensAnonymousAndWithLogin() throws {
+        let tokens = try TokenServer()
+        defer { tokens.stop() }
+        let reg = try TestRegistry(tokens: tokens)
         let env = try KilnEnv()
         let src = try TempDir()
         let spec = try writeFilesSpec(in: src, bigBytes: 50_000)

@@ -81,11 +81,7 @@ import Glibc
     @Test func behindTokenAuthWithStoredCredentials() throws {
         let tokens = try TokenServer()
         defer { tokens.stop() }
-        let reg = try TestRegistry(auth: """
-              silly:
-                realm: http://127.0.0.1:\(tokens.port)/token
-                service: kiln-test
-            """)
+        let reg = try TestRegistry(tokens: tokens)
         defer { stopHard(reg) }
         let env = try KilnEnv()
         let work = try TempDir()

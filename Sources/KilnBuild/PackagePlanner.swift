@@ -134,15 +134,23 @@ public struct PackagePlanner: Sendable {
     /// A lock for this spec and architecture, merged into `existing` (other
     /// architectures kept when the inputs are the same).
     public func lock(existing: PackageLock?) async throws -> PackageLock {
-        let fetcher = AptFetcher(store: store)
-        do {
+        try await withFetcher { fetcher in
             let (packages, repos, _) = try await resolve(fetcher: fetcher)
-            try? await fetcher.shutdown()
             var all: [String: [LockedPackage]] = [:]
             let inputs = PackageLock.inputs(of: spec)
             if let existing, existing.inputs == inputs, existing.repositories == repos { all = existing.packages }
             all[architecture] = packages
             return PackageLock(inputs: inputs, repositories: repos, packages: all)
+        }
+    }
+
+    /// Runs `body` with a fetcher that is shut down afterwards, whatever happens.
+    private func withFetcher<T: Sendable>(_ body: (AptFetcher) async throws -> T) async throws -> T {
+        let fetcher = AptFetcher(store: store)
+        do {
+            let result = try await body(fetcher)
+            try? await fetcher.shutdown()
+            return result
         } catch {
             try? await fetcher.shutdown()
             throw error
@@ -153,15 +161,7 @@ public struct PackagePlanner: Sendable {
     /// is read: each `.deb` is fetched by its file name (or found in the cache by digest).
     /// - Parameter locked: fail, naming the differences, when the lock is missing or out of date.
     public func fetch(lock: PackageLock?, lockPath: String, locked: Bool) async throws -> PackageSelection {
-        let fetcher = AptFetcher(store: store)
-        do {
-            let result = try await fetchWith(fetcher, lock: lock, lockPath: lockPath, locked: locked)
-            try? await fetcher.shutdown()
-            return result
-        } catch {
-            try? await fetcher.shutdown()
-            throw error
-        }
+        try await withFetcher { try await fetchWith($0, lock: lock, lockPath: lockPath, locked: locked) }
     }
 
     private func fetchWith(_ fetcher: AptFetcher, lock: PackageLock?, lockPath: String, locked: Bool) async throws -> PackageSelection {
@@ -198,9 +198,9 @@ public struct PackagePlanner: Sendable {
             notice("no lock file (\(lockPath)): resolved the packages afresh; `kiln lock` pins them")
             (packages, uris, satisfied) = try await fresh(fetcher)
         }
+        func uri(_ p: LockedPackage) -> String { p.repository < uris.count ? uris[p.repository] : "" }
         let items = packages.map { p -> (urls: [String], sha256: String, size: Int64, what: String) in
-            let uri = p.repository < uris.count ? uris[p.repository] : ""
-            return ([uri + "/" + p.filename], p.sha256, p.size, "\(p.name) \(p.version)")
+            ([uri(p) + "/" + p.filename], p.sha256, p.size, "\(p.name) \(p.version)")
         }
         let paths: [String]
         do {
@@ -212,7 +212,7 @@ public struct PackagePlanner: Sendable {
             throw e
         }
         let fetched = zip(packages, paths).map { p, path in
-            FetchedPackage(package: p, debPath: path, repositoryURI: p.repository < uris.count ? uris[p.repository] : "")
+            FetchedPackage(package: p, debPath: path, repositoryURI: uri(p))
         }
         return PackageSelection(architecture: architecture, packages: fetched.sorted { $0.package.name < $1.package.name },
                                 satisfiedByInstalled: satisfied)

@@ -71,6 +71,15 @@ public struct Spec: Sendable, Equatable {
     /// `configure`: run `dpkg --configure -a` through the runAsRoot sandbox when the image
     /// has dpkg, so maintainer scripts run (default false: packages are only unpacked).
     public var configure: Bool = false
+    /// `runAsRootCache`: reuse the runAsRoot layer of an earlier build when everything the
+    /// script sees is unchanged (default true; `false` always runs the script).
+    public var runAsRootCache: Bool = true
+    /// `scrub`: remove the volatile files package managers leave (apt's binary caches, logs,
+    /// `-old` files, ldconfig's aux-cache…) from the runAsRoot layer (default true).
+    public var scrub: Bool = true
+    /// `onConflict`: what a content item may do to a base file it would replace with other
+    /// bytes, unless the item says otherwise (default `.error`).
+    public var onConflict: ConflictPolicy = .error
 
     public init(path: String, fileURL: URL, directory: String, name: String, tag: String? = nil,
                 architecture: String? = nil, os: String = "linux", variant: String? = nil,
@@ -353,11 +362,30 @@ public struct ContentItem: Sendable, Hashable {
     /// nil when the spec names none.
     public var target: String?
     public var location: SourceLocation
+    /// `onConflict` of this item; nil: the spec's.
+    public var onConflict: ConflictPolicy?
+    /// `isolate: true` (closure items only): the program and its closure go into a private
+    /// directory, started through its own dynamic loader, so they never touch the base's libraries.
+    public var isolate: Bool
 
-    public init(kind: Kind, path: String, target: String? = nil, location: SourceLocation) {
+    public init(kind: Kind, path: String, target: String? = nil, location: SourceLocation,
+                onConflict: ConflictPolicy? = nil, isolate: Bool = false) {
         self.kind = kind
         self.path = path
         self.target = target
         self.location = location
+        self.onConflict = onConflict
+        self.isolate = isolate
     }
+}
+
+/// What a content item does to a base file that it would replace with different bytes,
+/// mode or owner (`onConflict`).
+public enum ConflictPolicy: String, Sendable, Hashable, CaseIterable {
+    /// Refuse to build, naming the paths (the default: a base is never broken silently).
+    case error
+    /// The item's file replaces the base's.
+    case replace
+    /// The base's file stays; the item's is left out.
+    case keep
 }

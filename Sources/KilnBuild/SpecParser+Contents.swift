@@ -10,7 +10,7 @@ extension SpecParser {
                 case .scalar where !isNull(item):
                     return ContentItem(kind: .directory, path: try hostPath(item, kp), location: location(item))
                 case .mapping:
-                    let f = try fields(item, at: kp, allowed: ["source", "archive", "closure", "target"])
+                    let f = try fields(item, at: kp, allowed: ["source", "archive", "closure", "target", "onConflict", "isolate"])
                     let given: [(String, ContentItem.Kind)] = [("source", .source), ("archive", .archive), ("closure", .closure)]
                         .filter { f.entries[$0.0] != nil }
                     guard let first = given.first else {
@@ -25,11 +25,26 @@ extension SpecParser {
                     guard let pathNode = f[key] else { throw fail(f.entries[key]!.key, "\(kp).\(key)", "missing path") }
                     let path = try hostPath(pathNode, "\(kp).\(key)")
                     let target = try f["target"].map { try imagePath($0, "\(kp).target") }
-                    return ContentItem(kind: kind, path: path, target: target, location: location(item))
+                    let onConflict = try f["onConflict"].map { try conflictPolicy($0, "\(kp).onConflict") }
+                    let isolate = try f["isolate"].map { try bool($0, "\(kp).isolate") } ?? false
+                    if isolate, kind != .closure, let n = f["isolate"] {
+                        throw fail(n, "\(kp).isolate", "only `closure:` items can be isolated")
+                    }
+                    return ContentItem(kind: kind, path: path, target: target, location: location(item),
+                                       onConflict: onConflict, isolate: isolate)
                 default:
                     throw fail(item, kp, "expected a path or a map with `source`, `archive` or `closure`, got \(describe(item))")
                 }
             }
+    }
+
+    /// `onConflict`: `error`, `replace` or `keep`.
+    func conflictPolicy(_ n: Node, _ kp: String) throws -> ConflictPolicy {
+        let s = try string(n, kp)
+        guard let p = ConflictPolicy(rawValue: s) else {
+            throw fail(n, kp, "unknown value `\(s)`; expected one of \(ConflictPolicy.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "))")
+        }
+        return p
     }
 
     /// A host path, resolved against the spec's directory.

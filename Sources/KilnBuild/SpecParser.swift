@@ -46,6 +46,10 @@ import Yams
 //   packages: [python3, tzdata=2025b-0+deb12u1]   # `layering` then defaults to packages
 //   recommends: false                   # default false
 //   configure: false                    # default false: `dpkg --configure -a` in the sandbox
+//   runAsRootCache: true                # default true: reuse an unchanged runAsRoot layer
+//   scrub: true                         # default true: drop apt/dpkg logs and caches from it
+//   onConflict: error                   # error (default), replace or keep: contents vs base files
+//                                       # (also per item, with `isolate: true` for closures)
 //
 // Every error reads `FILE:LINE: KEY: what is wrong`, KEY being a path such as
 // `config.Env[2]` (list indices count from 0).
@@ -110,7 +114,8 @@ struct SpecParser {
     static let topKeys = ["name", "tag", "architecture", "os", "variant", "created", "mtime", "contents",
                           "users", "groups", "perms", "extraCommands", "xattrs", "compressor", "config",
                           "fromImage", "fromImageName", "fromImageTag", "runAsRoot", "runAsRootNetwork",
-                          "maxLayers", "layering", "layers", "repositories", "packages", "recommends", "configure"]
+                          "maxLayers", "layering", "layers", "repositories", "packages", "recommends", "configure",
+                          "runAsRootCache", "scrub", "onConflict"]
 
     func parse() throws -> Spec {
         let composed: Node?
@@ -245,6 +250,15 @@ struct SpecParser {
             spec.runAsRootNetwork = try bool(n, "runAsRootNetwork")
             guard spec.runAsRoot != nil else { throw fail(n, "runAsRootNetwork", "has no effect without `runAsRoot`") }
         }
+        for key in ["runAsRootCache", "scrub"] {
+            guard let n = f[key] else { continue }
+            let value = try bool(n, key)
+            if key == "scrub" { spec.scrub = value } else { spec.runAsRootCache = value }
+            guard spec.runAsRoot != nil || spec.configure else {
+                throw fail(n, key, "has no effect without `runAsRoot` (or `configure: true`)")
+            }
+        }
+        if let n = f["onConflict"] { spec.onConflict = try conflictPolicy(n, "onConflict") }
         return spec
     }
 }

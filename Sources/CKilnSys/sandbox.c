@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,7 +43,7 @@ static const char *join(char *buf, size_t size, const char *dir, const char *nam
 }
 
 /* A minimal /dev: tmpfs with the host's harmless character devices bind-mounted. */
-static int make_dev(const char *dev) {
+static int make_dev(const char *dev, int userns) {
     static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
     char path[4096], host[64];
     if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k") != 0) return -1;
@@ -61,11 +62,37 @@ static int make_dev(const char *dev) {
         if (!join(path, sizeof path, dev, links[i][0])) { errno = ENAMETOOLONG; return -1; }
         if (symlink(links[i][1], path) != 0) return -1;
     }
+    /* POSIX shared memory (sem_open, shm_open, Python's multiprocessing). */
     if (!join(path, sizeof path, dev, "shm")) { errno = ENAMETOOLONG; return -1; }
     if (mkdir(path, 01777) != 0) return -1;
+    if (mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k") != 0) return -1;
+    /* A private devpts instance (Documentation/filesystems/devpts.rst), so apt and
+       script(1) get terminals; /dev/ptmx points at its own ptmx, as runc sets it up.
+       gid=5 (tty) only where that group is mapped. */
     if (!join(path, sizeof path, dev, "pts")) { errno = ENAMETOOLONG; return -1; }
     if (mkdir(path, 0755) != 0) return -1;
+    if (mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
+              userns ? "newinstance,ptmxmode=0666,mode=0620" : "newinstance,ptmxmode=0666,mode=0620,gid=5") != 0)
+        return -1;
+    if (!join(path, sizeof path, dev, "ptmx")) { errno = ENAMETOOLONG; return -1; }
+    if (symlink("pts/ptmx", path) != 0) return -1;
     return 0;
+}
+
+/* Bind-mounts `src` read-only on `dst`. The remount keeps the flags the kernel locks
+   on the source mount in a user namespace (mount_namespaces(7)). */
+static int bind_ro(const char *src, const char *dst) {
+    struct statvfs sv;
+    if (statvfs(src, &sv) != 0) return -1;
+    if (mount(src, dst, NULL, MS_BIND, NULL) != 0) return -1;
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+    if (sv.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+    return mount(NULL, dst, NULL, flags, NULL);
 }
 
 /* Runs in the new PID namespace as PID 1's parent-to-be: mounts, enters the root, execs. */
@@ -73,7 +100,9 @@ static void inner(const struct kiln_sandbox *sb, int errfd) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (sb->proc_dir && mount("proc", sb->proc_dir, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         fail(errfd, KILN_SB_PROC);
-    if (sb->dev_dir && make_dev(sb->dev_dir) != 0) fail(errfd, KILN_SB_DEV);
+    if (sb->dev_dir && make_dev(sb->dev_dir, sb->userns) != 0) fail(errfd, KILN_SB_DEV);
+    for (const char *const *b = sb->ro_binds; b && b[0] && b[1]; b += 2)
+        if (bind_ro(b[0], b[1]) != 0) fail(errfd, KILN_SB_BIND);
     if (sb->tmp_dir && mount("tmpfs", sb->tmp_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
         fail(errfd, KILN_SB_TMP);
     if (chdir(sb->merged) != 0) fail(errfd, KILN_SB_ROOT);
@@ -121,6 +150,7 @@ int kiln_sandbox_run(const struct kiln_sandbox *sb, int *status, int *step, int 
         if (!sb->network) flags |= CLONE_NEWNET;
         if (unshare(flags) != 0) fail(errfd, KILN_SB_NAMESPACES);
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(errfd, KILN_SB_PRIVATE);
+        if (sb->mount_cwd && chdir(sb->mount_cwd) != 0) fail(errfd, KILN_SB_OVERLAY);
         if (mount("overlay", sb->merged, "overlay", 0, sb->overlay_options) != 0) fail(errfd, KILN_SB_OVERLAY);
         pid_t child = fork();
         if (child < 0) fail(errfd, KILN_SB_FORK);
@@ -160,3 +190,5 @@ int kiln_sandbox_run(const struct kiln_sandbox *sb, int *status, int *step, int 
     *status = ws;
     return 0;
 }
+
+int kiln_syncfs(int fd) { return syncfs(fd); }

@@ -65,33 +65,15 @@ extension ImageBuilder {
         }
         if let script = runAsRootScript {
             let location = spec.keyLocations["runAsRoot"].map { "\($0): " } ?? ""
-            let fs = try base?.rootfs() ?? Rootfs(spoolDirectory: staging.newPath("rootfs"))
-            if withContents {
-                // Every new layer, in order: packages, Kiln's generated files, contents.
-                for (i, input) in image.layers.enumerated() {
-                    let what = "new layer \(i + 1) of \(image.layers.count)"
-                    switch input {
-                    case .stored(let stored):
-                        try fs.apply(stored, what: what)
-                    case .produced(let producer, _):
-                        let tarPath = staging.newPath("contents.tar")
-                        let file = try FileWriter(creating: tarPath, mode: 0o600)
-                        try producer.writeTar(to: file, tarsum: nil)
-                        try fs.apply(tarStream: try FileReader(path: tarPath), what: what)
-                    }
-                }
-            }
-            let lower = staging.newPath("lower")
-            try fs.writeDirectory(at: lower, mtime: nil)
             var env = config.config?.Env ?? []
             let names = Set(env.map { $0.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0] })
             if !names.contains("PATH") { env.append("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") }
             if !names.contains("HOME") { env.append("HOME=/root") }
             // Tools that stamp dates (useradd's last password change) then stay reproducible.
             env.append("SOURCE_DATE_EPOCH=\(createdEpoch)")
-            let changes = try RunAsRoot(script: script, network: spec.runAsRootNetwork, environment: env,
-                                        location: location).run(lower: lower, staging: staging)
-            layers.append(.produced(try TreeLayer(tree: changes, mtime: mtime), compression))
+            // Every new layer, in order: packages, Kiln's generated files, contents.
+            layers.append(try runAsRootLayer(script: script, base: base, newLayers: withContents ? image.layers : [],
+                                             environment: env, mtime: mtime, location: location))
             history.append(History(created: created, createdBy: "kiln runAsRoot", comment: spec.path.split(separator: "/").last.map(String.init)))
         }
         config.history = (base == nil ? [] : config.history ?? []) + history

@@ -114,6 +114,20 @@ public final class LayerCache: @unchecked Sendable {
         return CachedLayer(descriptor: descriptor, diffID: entry.diffID, path: blob, tarsum: entry.tarsum)
     }
 
+    /// Runs `body` holding the cache's exclusive lock (no build is running meanwhile),
+    /// then returns to the shared one.
+    public func withExclusiveLock<T>(_ body: () throws -> T) rethrows -> T {
+        flock(lockFD, LOCK_EX)
+        defer { flock(lockFD, LOCK_SH) }
+        return try body()
+    }
+
+    /// Also removes the runAsRoot base snapshots unused for `olderThan` seconds and the
+    /// leftovers of interrupted extractions (see `BaseSnapshots`). Returns the bytes freed.
+    public func pruneSnapshots(olderThan: Int64) throws -> Int64 {
+        try withExclusiveLock { try BaseSnapshots.prune(cacheRoot: root, olderThan: olderThan) }
+    }
+
     func blobPath(_ d: Digest) -> String { "\(root)/blobs/\(d.algorithm)/\(d.hex)" }
 
     /// Removes temporary leftovers of killed builds, entries unused for `olderThan`

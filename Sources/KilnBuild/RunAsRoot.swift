@@ -8,13 +8,16 @@ import KilnImage
 
 /// dockerTools' `runAsRoot` without a VM: the script runs as root in new mount, PID, IPC,
 /// UTS and network namespaces (and a user namespace when Kiln is not root), inside an
-/// overlayfs whose lower directory is the image so far (base layers and new contents,
-/// flattened) and whose upper directory becomes the new layer.
+/// overlayfs whose lower directories are the image so far — the base's layers as
+/// extracted snapshots (`BaseSnapshots`), one directory for the new layers, and one
+/// holding only mount points — and whose upper directory becomes the new layer.
 ///
 /// The upper directory is read as overlayfs records changes: a 0:0 character device is
 /// a deletion (`.wh.NAME` in the layer), a directory with `trusted.overlay.opaque=y`
 /// (`user.overlay.opaque` in a user namespace) replaced a lower one (`DIR/.wh..wh..opq`).
-/// `/proc`, `/dev` and `/tmp` are mounted over, so nothing written there is kept.
+/// `/proc`, `/dev` (with its own devpts and `/dev/shm`) and `/tmp` are mounted over, so
+/// nothing written there is kept; with the network, the host's `/etc/resolv.conf` and
+/// `/etc/hosts` are bind-mounted read-only when the image has none.
 public struct RunAsRoot {
     public let script: String
     public let network: Bool
@@ -22,6 +25,12 @@ public struct RunAsRoot {
     public let environment: [String]
     /// Prefix for messages, `FILE:LINE: ` of the spec key.
     public let location: String
+    /// Remove the volatile files of package managers from the layer (`RunAsRoot.scrubbed`).
+    public var scrub = false
+
+    /// Bumped whenever what the sandbox shows the script changes: part of the runAsRoot
+    /// layer cache key.
+    public static let sandboxVersion = 2
 
     public init(script: String, network: Bool, environment: [String], location: String) {
         self.script = script
@@ -33,62 +42,86 @@ public struct RunAsRoot {
     /// Runs the script over `lower` (a directory, not modified) and returns the changes
     /// as a file tree whose bodies live in `staging` (kept until the layer is written).
     public func run(lower: String, staging: Staging) throws -> FileTree {
+        try run(lowers: [lower], mountDirectory: nil, staging: staging)
+    }
+
+    /// Runs the script over `lowers` (bottom first; relative names are resolved from
+    /// `mountDirectory`, which keeps the overlay's option page short). None is modified.
+    public func run(lowers: [String], mountDirectory: String?, staging: Staging) throws -> FileTree {
         let upper = staging.newPath("upper")
         let work = staging.newPath("work")
         let merged = staging.newPath("merged")
-        for d in [upper, work, merged] {
+        let points = staging.newPath("mountpoints")
+        for d in [upper, work, merged, points] {
             guard mkdir(d, 0o755) == 0 else { throw BuildError("cannot create \(d): \(String(cString: strerror(errno)))") }
         }
-        for p in [lower, upper, work] where p.contains(where: { ",:\\".contains($0) }) {
-            throw BuildError("\(location)runAsRoot: the staging path \(p) contains `,`, `:` or `\\`, which overlayfs options cannot hold; set TMPDIR to a plain path")
+        let stack = [points] + lowers
+        for p in stack + [upper, work] where p.contains(where: { ",:\\".contains($0) }) {
+            throw BuildError("\(location)runAsRoot: the path \(p) contains `,`, `:` or `\\`, which overlayfs options cannot hold; set TMPDIR (or --cache-dir) to a plain path")
         }
         let userns = geteuid() != 0
-        // Mount points for /proc, /dev and /tmp: made in the lower directory when missing,
-        // so they never show up in the new layer.
+        let view = StackView(lowers: lowers.reversed().map { l in
+            l.hasPrefix("/") ? l : (mountDirectory ?? ".") + "/" + l
+        })
+        // Mount points for /proc, /dev and /tmp, in a lower directory of their own, so
+        // they never show up in the new layer and the shared snapshots stay untouched.
         func mountPoint(_ name: String, mode: mode_t) -> String? {
-            let p = lower + "/" + name
-            var st = stat()
-            if lstat(p, &st) != 0 {
-                guard mkdir(p, mode) == 0 else { return nil }
-                chmod(p, mode)
+            if let (_, st) = view.resolve(name) {
+                guard (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
                 return merged + "/" + name
             }
-            return (st.st_mode & S_IFMT) == S_IFDIR ? merged + "/" + name : nil
+            guard mkdir(points + "/" + name, mode) == 0 else { return nil }
+            chmod(points + "/" + name, mode)
+            return merged + "/" + name
         }
         let proc = mountPoint("proc", mode: 0o555)
         let dev = mountPoint("dev", mode: 0o755)
         let tmp = mountPoint("tmp", mode: 0o1777)
+        var binds: [String] = []
+        if network {
+            binds = try hostFileMounts(view: view, points: points, merged: merged)
+        }
 
         // A plain upper directory: no redirects, no index, no metadata-only copies. In a
         // user namespace the kernel insists on redirect_dir=follow with userxattr (which
         // follows redirects but never creates them).
-        var options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(work),index=off,metacopy=off"
+        var options = "lowerdir=\(stack.reversed().joined(separator: ":")),upperdir=\(upper),workdir=\(work),index=off,metacopy=off"
         options += userns ? ",userxattr" : ",redirect_dir=off"
+        guard options.utf8.count < 4000 else {
+            throw BuildError("\(location)runAsRoot: the overlay's options are \(options.utf8.count) bytes, more than a mount takes (4096); use a shorter TMPDIR or --cache-dir")
+        }
         let log = staging.newPath("runAsRoot.log")
         let logFD = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard logFD >= 0 else { throw BuildError("cannot create \(log): \(String(cString: strerror(errno)))") }
         defer { close(logFD) }
 
         var status: Int32 = 0, step: Int32 = 0, err: Int32 = 0
-        let rc: Int32 = withCStrings([merged, options, script, "0 \(geteuid()) 1\n", "0 \(getegid()) 1\n",
-                                      proc ?? "", dev ?? "", tmp ?? ""] + environment) { c in
-            var envp: [UnsafePointer<CChar>?] = Array(c[8...]).map { UnsafePointer($0) }
+        let fixed = [merged, options, script, "0 \(geteuid()) 1\n", "0 \(getegid()) 1\n",
+                     proc ?? "", dev ?? "", tmp ?? "", mountDirectory ?? ""]
+        let rc: Int32 = withCStrings(fixed + binds + environment) { c in
+            var bindp: [UnsafePointer<CChar>?] = Array(c[fixed.count..<(fixed.count + binds.count)]).map { UnsafePointer($0) }
+            bindp.append(nil)
+            var envp: [UnsafePointer<CChar>?] = Array(c[(fixed.count + binds.count)...]).map { UnsafePointer($0) }
             envp.append(nil)
             return envp.withUnsafeBufferPointer { env in
-                var sb = kiln_sandbox()
-                sb.merged = UnsafePointer(c[0])
-                sb.overlay_options = UnsafePointer(c[1])
-                sb.script = UnsafePointer(c[2])
-                sb.uid_map = UnsafePointer(c[3])
-                sb.gid_map = UnsafePointer(c[4])
-                sb.proc_dir = proc == nil ? nil : UnsafePointer(c[5])
-                sb.dev_dir = dev == nil ? nil : UnsafePointer(c[6])
-                sb.tmp_dir = tmp == nil ? nil : UnsafePointer(c[7])
-                sb.envp = env.baseAddress
-                sb.network = network ? 1 : 0
-                sb.userns = userns ? 1 : 0
-                sb.log_fd = logFD
-                return kiln_sandbox_run(&sb, &status, &step, &err)
+                bindp.withUnsafeBufferPointer { bp in
+                    var sb = kiln_sandbox()
+                    sb.merged = UnsafePointer(c[0])
+                    sb.overlay_options = UnsafePointer(c[1])
+                    sb.script = UnsafePointer(c[2])
+                    sb.uid_map = UnsafePointer(c[3])
+                    sb.gid_map = UnsafePointer(c[4])
+                    sb.proc_dir = proc == nil ? nil : UnsafePointer(c[5])
+                    sb.dev_dir = dev == nil ? nil : UnsafePointer(c[6])
+                    sb.tmp_dir = tmp == nil ? nil : UnsafePointer(c[7])
+                    sb.mount_cwd = mountDirectory == nil ? nil : UnsafePointer(c[8])
+                    sb.ro_binds = bp.baseAddress
+                    sb.envp = env.baseAddress
+                    sb.network = network ? 1 : 0
+                    sb.userns = userns ? 1 : 0
+                    sb.log_fd = logFD
+                    return kiln_sandbox_run(&sb, &status, &step, &err)
+                }
             }
         }
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -104,8 +137,43 @@ public struct RunAsRoot {
             throw BuildError("\(location)runAsRoot failed with \(how)" + (tail.isEmpty ? "" : "; last output: \(tail)"))
         }
         if !output.isEmpty { FileHandle.standardError.write(Data(output.utf8)) }
+        if scrub { try RunAsRoot.scrub(upper: upper, lower: view) }
         // In a user namespace the script's root is Kiln's own user on disk.
         return try RunAsRoot.changes(inUpper: upper, rootOwner: userns ? (geteuid(), getegid()) : nil)
+    }
+
+    /// `/etc/resolv.conf` and `/etc/hosts` of the host for a script with the network,
+    /// when the image has none: empty files in the mount-point directory (under an
+    /// `etc` with the image's own metadata, which a copy-up then keeps), bind-mounted
+    /// read-only, so nothing of them reaches the layer. Pairs of source and target.
+    private func hostFileMounts(view: StackView, points: String, merged: String) throws -> [String] {
+        var out: [String] = []
+        var etcMade = false
+        for name in ["resolv.conf", "hosts"] {
+            let host = "/etc/" + name
+            guard access(host, R_OK) == 0, view.resolve("etc/" + name) == nil else { continue }
+            let etc = view.resolve("etc")
+            if let (_, st) = etc, (st.st_mode & S_IFMT) != S_IFDIR { continue }
+            if !etcMade {
+                guard mkdir(points + "/etc", 0o755) == 0 else { throw BuildError("cannot create \(points)/etc: \(errnoText())") }
+                if let (_, st) = etc {
+                    if geteuid() == 0 { chown(points + "/etc", st.st_uid, st.st_gid) }
+                    chmod(points + "/etc", st.st_mode & 0o7777)
+                    var times = [st.st_atim, st.st_mtim]
+                    utimensat(AT_FDCWD, points + "/etc", &times, AT_SYMLINK_NOFOLLOW)
+                }
+                etcMade = true
+            }
+            let fd = open(points + "/etc/" + name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw BuildError("cannot create \(points)/etc/\(name): \(errnoText())") }
+            close(fd)
+            out += [host, merged + "/etc/" + name]
+        }
+        if etcMade, let (_, st) = view.resolve("etc") {
+            var times = [st.st_atim, st.st_mtim]
+            utimensat(AT_FDCWD, points + "/etc", &times, AT_SYMLINK_NOFOLLOW)
+        }
+        return out
     }
 
     /// What went wrong while setting the sandbox up, and how to allow it.
@@ -136,6 +204,8 @@ public struct RunAsRoot {
             return "cannot set up /dev in the sandbox (\(reason))"
         case KILN_SB_TMP.rawValue:
             return "cannot mount /tmp in the sandbox (\(reason))"
+        case KILN_SB_BIND.rawValue:
+            return "cannot bind-mount the host's /etc/resolv.conf or /etc/hosts into the sandbox (\(reason))"
         case KILN_SB_ROOT.rawValue:
             return "cannot enter the image root (\(reason))"
         case KILN_SB_EXEC.rawValue:

@@ -34,7 +34,7 @@ struct CacheCommand: ParsableCommand {
 
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove cache entries unused for a while, leftovers of interrupted builds, and unreferenced blobs.",
+            abstract: "Remove cache entries and runAsRoot base snapshots unused for a while, leftovers of interrupted builds, and unreferenced blobs.",
             discussion: "Waits for running builds to finish. Example: kiln cache prune --older-than 7d")
 
         @Option(help: "Remove entries unused for this long: 30m, 12h, 7d (default 7d).")
@@ -59,7 +59,8 @@ struct CacheCommand: ParsableCommand {
                     seconds = n * Int64(mult)
                 }
                 let root = cacheDir ?? LayerCache.defaultRoot(environment: ProcessInfo.processInfo.environment)
-                let freed = try LayerCache(root: root).prune(olderThan: seconds)
+                let cache = try LayerCache(root: root)
+                let freed = try cache.prune(olderThan: seconds) + cache.pruneSnapshots(olderThan: seconds)
                 print("freed \(freed) bytes in \(root)")
             }
         }

@@ -3,11 +3,14 @@ import Glibc
 #endif
 import KilnArchive
 import KilnOCI
+import Foundation
 
 /// A private temporary directory for one build: bodies unpacked from archives and
 /// the tree `extraCommands` runs in. Removed when the build ends, whatever happens.
+/// Shared by the threads of a build: its mutable state is behind a lock.
 public final class Staging: @unchecked Sendable {
     public let path: String
+    private let lock = NSLock()
     private var counter = 0
     /// Digests of bodies unpacked from archives, by staged path: their identity for the
     /// layer cache, since the staged copies are new files each build.
@@ -22,15 +25,22 @@ public final class Staging: @unchecked Sendable {
         path = String(cString: p)
     }
 
-    deinit { FileSystem.removeTree(path) }
+    deinit { remove() }
 
-    public func recordContent(_ path: String, digest: Digest) { digests[path] = digest }
+    /// Deletes the directory now. Commands call it when they end: a pipeline thread may
+    /// still hold the last reference when the process exits.
+    public func remove() { FileSystem.removeTree(path) }
 
-    public func contentDigest(of path: String) -> Digest? { digests[path] }
+    public func recordContent(_ path: String, digest: Digest) { lock.withLock { digests[path] = digest } }
+
+    public func contentDigest(of path: String) -> Digest? { lock.withLock { digests[path] } }
 
     /// A fresh path inside the staging directory.
     public func newPath(_ hint: String) -> String {
-        counter += 1
-        return "\(path)/\(counter)-\(hint)"
+        let n = lock.withLock {
+            counter += 1
+            return counter
+        }
+        return "\(path)/\(n)-\(hint)"
     }
 }

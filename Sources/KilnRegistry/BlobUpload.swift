@@ -33,13 +33,7 @@ extension RegistryClient {
                 progress.finish(id, outcome: outcome.rawValue)
                 return outcome
             } catch let e as RegistryError {
-                let retryable: Bool
-                switch e {
-                case .transport: retryable = true
-                case .http(let status, _, _): retryable = status >= 500 || status == 429
-                default: retryable = false
-                }
-                guard retryable, attempt < options.maxAttempts else { throw e }
+                guard e.isRetryable, attempt < options.maxAttempts else { throw e }
                 try await backoff(attempt: attempt, retryAfter: nil)
                 attempt += 1
             }

@@ -1,3 +1,4 @@
+import KilnArchive
 import KilnImage
 import KilnOCI
 
@@ -28,22 +29,53 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
         }
     }
 
-    public func source(options: RegistryOptions, platform: Platform = .host) throws -> any ImageSource {
+    /// Opens the image: a registry's manifest and config are fetched and checked now;
+    /// a local archive or layout is opened on a thread of its own (opening a compressed
+    /// docker-archive decompresses it). With `fetchLayers`, a registry image's layers
+    /// are downloaded too, so that synchronous readers (local sinks, flattening) can read them.
+    public func open(options: RegistryOptions, platform: Platform = .host,
+                     fetchLayers: Bool) async throws -> OpenedImage {
         switch self {
-        case .local(let r): return try r.source()
-        case .registry(let r): return try RegistrySource(reference: r, options: options, platform: platform)
+        case .local(let r):
+            return try await OwnThread.run("kiln-open") {
+                let image = try r.source().image()
+                return OpenedImage(image: image, registry: nil)
+            }
+        case .registry(let r):
+            let source = try await RegistrySource.open(reference: r, options: options, platform: platform)
+            do {
+                if fetchLayers { try await source.fetchLayers() }
+                return OpenedImage(image: try source.image(), registry: source)
+            } catch {
+                source.removeSpool()
+                throw error
+            }
         }
     }
 
-    public func sink(options: RegistryOptions) throws -> any ImageSink {
+    /// Writes `image` here: to a registry by `RegistrySink.push`, to a local archive or
+    /// layout by its sink on a thread of its own. Layers read from a registry must have
+    /// been fetched for a local destination (`open(…, fetchLayers: true)`).
+    /// Returns what was written and, for a registry, the size of the manifest put there.
+    public func write(_ image: PendingImage, options: RegistryOptions) async throws -> (image: WrittenImage, manifestSize: Int64?) {
         switch self {
-        case .local(let r): return try r.sink()
+        case .local(let r):
+            let written = try await OwnThread.run("kiln-write") { try r.sink().write(image) }
+            return (written, nil)
         case .registry(let r):
             guard r.digest == nil || r.tag == nil else {
                 throw RegistryError.invalidReference(r.description, reason: "a destination takes a tag or a digest, not both")
             }
-            return try RegistrySink(reference: r, options: options)
+            let pushed = try await RegistrySink(reference: r, options: options).push(image)
+            return (pushed.image, pushed.manifestSize)
         }
+    }
+
+    /// Whether writing here reads the layers' bytes (a registry destination can mount or
+    /// skip layers it has; a local one copies every byte).
+    public var readsLayerBytes: Bool {
+        if case .local = self { return true }
+        return false
     }
 
     /// The name and tag this location gives an image written to it.
@@ -60,4 +92,14 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
         case .registry(let r): return r.description
         }
     }
+}
+
+/// An image opened from any location; `registry` is set when it came from one, and
+/// owns the spool of its downloaded blobs (`removeSpool` when done).
+public struct OpenedImage: Sendable {
+    public let image: SourceImage
+    public let registry: RegistrySource?
+
+    /// Deletes downloaded blobs, if any.
+    public func removeSpool() { registry?.removeSpool() }
 }

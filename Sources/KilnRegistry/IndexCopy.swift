@@ -20,8 +20,8 @@ public enum IndexCopy {
         let top = try await src.manifest(repository: source.repository, reference: source.manifestReference)
         guard PlatformSelection.isIndex(top.mediaType) else { return nil }
         let index = try CanonicalJSON.decode(Index.self, from: top.bytes, what: "\(source): index")
-        let spool = try RegistrySource(reference: source, options: options)
-        defer { spool.removeSpool() }
+        let spool = try BlobSpool(client: src, repository: source.repository)
+        defer { spool.remove() }
         let sameRegistry = source.registry == destination.registry && source.repository != destination.repository
         var images = 0
         for child in index.manifests {

@@ -142,11 +142,13 @@ public final class RegistryClient: Sendable {
     static func httpError(status: Int, body: [UInt8], what: String) -> RegistryError {
         struct Errors: Decodable { struct E: Decodable { var code: String?; var message: String? }; var errors: [E]? }
         var detail = ""
+        var codes: [RegistryErrorCode] = []
         if let e = try? JSONDecoder().decode(Errors.self, from: Data(body)), let list = e.errors, !list.isEmpty {
             detail = list.map { [$0.code, $0.message].compactMap { $0 }.joined(separator: ": ") }.joined(separator: "; ")
+            codes = list.compactMap { $0.code.map(RegistryErrorCode.init(rawValue:)) }
         }
         if status == 404 { return .notFound("\(what): not found" + (detail.isEmpty ? "" : " (\(detail))")) }
-        return .http(status: status, what: what, detail: detail)
+        return .http(status: status, what: what, detail: detail, codes: codes)
     }
 
     /// `Retry-After` in seconds (RFC 9110 §10.2.3); an HTTP date is honoured too.

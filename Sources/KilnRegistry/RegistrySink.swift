@@ -14,7 +14,7 @@ import KilnOCI
 /// Layers being built (`LayerInput.produced`) are written once to a spooled temporary
 /// file, compressed, to learn their digest and diffID; the registry is then asked
 /// whether it has that digest, and the file is uploaded only if not.
-public final class RegistrySink: ImageSink, Sendable {
+public final class RegistrySink: Sendable {
     public let reference: RegistryReference
     public let client: RegistryClient
 
@@ -31,8 +31,26 @@ public final class RegistrySink: ImageSink, Sendable {
         var stored: (any StoredLayer)?
     }
 
-    public func write(_ image: PendingImage) throws -> WrittenImage {
-        try push(image).image
+    /// An image whose new layers are written, compressed, to spool files: what `upload` sends.
+    public struct Prepared: Sendable {
+        let layers: [ReadyLayer]
+        let directory: String
+        let configBytes: [UInt8]
+        let configDescriptor: Descriptor
+        let manifestBytes: [UInt8]
+        let manifestType: String
+        /// The reference (tag or digest) the manifest goes under.
+        let manifestReference: String
+        /// What the push will have written once `upload` succeeds.
+        public let written: WrittenImage
+
+        /// Deletes the spooled layers.
+        public func remove() {
+            if let names = try? FileManager.default.contentsOfDirectory(atPath: directory) {
+                for n in names { unlink(directory + "/" + n) }
+            }
+            rmdir(directory)
+        }
     }
 
     /// What a push wrote, with the size of the manifest it put (`kiln push --json`
@@ -42,41 +60,55 @@ public final class RegistrySink: ImageSink, Sendable {
         public var manifestSize: Int64
     }
 
-    /// Writes `image` as ``write(_:)`` does and also tells the manifest's size.
-    public func push(_ image: PendingImage) throws -> Pushed {
+    /// Pushes `image`: its new layers are produced on a thread of their own (tar and
+    /// compression are CPU work, kept off the concurrency pool), then everything is uploaded.
+    public func push(_ image: PendingImage) async throws -> Pushed {
+        let prepared = try await OwnThread.run("kiln-push-layers") { try self.prepare(image) }
+        defer { prepared.remove() }
+        return try await upload(prepared)
+    }
+
+    /// Writes the image's new layers (`LayerInput.produced`) to spool files, learning
+    /// their digests and diffIDs; stored layers are passed on as they are. Synchronous:
+    /// call it from a thread of its own (`OwnThread`).
+    public func prepare(_ image: PendingImage) throws -> Prepared {
         let tmp = (ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp")
             + "/kiln-push-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         guard mkdir(tmp, 0o700) == 0 else { throw RegistryError.transport("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        defer {
+        var ready: [ReadyLayer] = []
+        do {
+            for (i, input) in image.layers.enumerated() {
+                switch input {
+                case .produced(let producer, let compression):
+                    let path = tmp + "/layer-\(i)"
+                    let file = try FileWriter(creating: path, mode: 0o600)
+                    let compressed = HashingWriter(file)
+                    let uncompressed = HashingWriter(compression.writer(compressed))
+                    try producer.writeTar(to: uncompressed)
+                    try uncompressed.finish()
+                    ready.append(ReadyLayer(descriptor: Descriptor(mediaType: layerMediaType(compression), digest: compressed.digest,
+                                                                   size: compressed.count),
+                                            diffID: uncompressed.digest, spooled: path))
+                case .stored(let layer):
+                    ready.append(ReadyLayer(descriptor: layer.descriptor, diffID: layer.diffID, stored: layer))
+                }
+            }
+            return try documents(image, layers: ready, directory: tmp)
+        } catch {
             if let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) { for n in names { unlink(tmp + "/" + n) } }
             rmdir(tmp)
+            throw error
         }
-        // Produce on this thread (compression is CPU work, kept off the concurrency pool).
-        var ready: [ReadyLayer] = []
-        for (i, input) in image.layers.enumerated() {
-            switch input {
-            case .produced(let producer, let compression):
-                let path = tmp + "/layer-\(i)"
-                let file = try FileWriter(creating: path, mode: 0o600)
-                let compressed = HashingWriter(file)
-                let uncompressed = HashingWriter(compression.writer(compressed))
-                try producer.writeTar(to: uncompressed)
-                try uncompressed.finish()
-                ready.append(ReadyLayer(descriptor: Descriptor(mediaType: layerMediaType(compression), digest: compressed.digest,
-                                                               size: compressed.count),
-                                        diffID: uncompressed.digest, spooled: path))
-            case .stored(let layer):
-                ready.append(ReadyLayer(descriptor: layer.descriptor, diffID: layer.diffID, stored: layer))
-            }
-        }
-        let layers = ready
-        return try runBlocking { try await self.push(image, layers: layers) }
     }
 
-    func push(_ image: PendingImage, layers: [ReadyLayer]) async throws -> Pushed {
+    /// Uploads a prepared image: blobs a few at a time (skipped when the registry has
+    /// them, mounted when they come from another repository of it), then the config,
+    /// then the manifest.
+    public func upload(_ prepared: Prepared) async throws -> Pushed {
         let repo = reference.repository
         let client = self.client
         let sameRegistry = reference.registry
+        let layers = prepared.layers
         // Layers, a few at a time.
         let limit = max(1, client.options.parallelism)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -92,6 +124,7 @@ public final class RegistrySink: ImageSink, Sendable {
                     _ = try await client.pushBlob(repository: repo, descriptor: l.descriptor, mountFrom: mountFrom) {
                         if let p = l.spooled { return try FileReader(path: p) }
                         if let r = l.stored as? RegistryLayer { return try await r.openBlobAsync() }
+                        // A local stored layer: opening it is a file open, not a pipeline.
                         return try l.stored!.openBlob()
                     }
                 }
@@ -101,6 +134,17 @@ public final class RegistrySink: ImageSink, Sendable {
                 if next < layers.count { add() }
             }
         }
+        let configBytes = prepared.configBytes
+        _ = try await client.pushBlob(repository: repo, descriptor: prepared.configDescriptor) { BufferReader(configBytes) }
+        try await client.putManifest(repository: repo, reference: prepared.manifestReference,
+                                     bytes: prepared.manifestBytes, mediaType: prepared.manifestType)
+        client.options.progress.close()
+        return Pushed(image: prepared.written, manifestSize: Int64(prepared.manifestBytes.count))
+    }
+
+    /// The config and manifest for `image` with `layers`: a copy keeps the source's
+    /// bytes, so digests are preserved; a built image gets an OCI manifest.
+    func documents(_ image: PendingImage, layers: [ReadyLayer], directory: String) throws -> Prepared {
         let diffIDs = layers.map(\.diffID)
         let descriptors = layers.map(\.descriptor)
 
@@ -134,19 +178,17 @@ public final class RegistrySink: ImageSink, Sendable {
             throw RegistryError.digestMismatch(what: "config", expected: manifest.config.digest, actual: .sha256(configBytes))
         }
         let configDescriptor = Descriptor(mediaType: manifest.config.mediaType, digest: manifest.config.digest, size: Int64(configBytes.count))
-        _ = try await client.pushBlob(repository: repo, descriptor: configDescriptor) { BufferReader(configBytes) }
 
         let manifestDigest = Digest.sha256(manifestBytes)
         if let pinned = reference.digest, pinned != manifestDigest {
             throw RegistryError.digestMismatch(what: "\(reference): manifest to push", expected: pinned, actual: manifestDigest)
         }
         let tag = reference.tag ?? (reference.digest == nil ? (image.tag ?? "latest") : nil)
-        try await client.putManifest(repository: repo, reference: tag ?? manifestDigest.description,
-                                     bytes: manifestBytes, mediaType: manifestType)
-        client.options.progress.close()
         let written = WrittenImage(reference: reference.name + (tag.map { ":\($0)" } ?? "@\(manifestDigest)"), tag: tag ?? "",
                                    manifestDigest: manifestDigest, configDigest: configDescriptor.digest,
                                    layers: descriptors, diffIDs: diffIDs)
-        return Pushed(image: written, manifestSize: Int64(manifestBytes.count))
+        return Prepared(layers: layers, directory: directory, configBytes: configBytes, configDescriptor: configDescriptor,
+                        manifestBytes: manifestBytes, manifestType: manifestType,
+                        manifestReference: tag ?? manifestDigest.description, written: written)
     }
 }

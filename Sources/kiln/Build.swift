@@ -6,7 +6,7 @@ import KilnImage
 import KilnOCI
 import KilnRegistry
 
-struct Build: ParsableCommand {
+struct Build: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Build an image from a YAML (or JSON) spec.",
         discussion: """
@@ -55,67 +55,107 @@ struct Build: ParsableCommand {
 
     @OptionGroup var registry: RegistryFlags
 
-    mutating func run() throws {
-        try reportingErrors {
-            var spec = try Spec.load(path: self.spec)
+    func validate() throws {
+        if let push {
+            do { _ = try RegistryReference(parsing: push) } catch { throw ValidationError("--push: \(error)") }
+        }
+        if stream, output != nil || format != .dockerArchive {
+            throw ValidationError("--stream writes a docker-archive to stdout; it takes no -o or --format")
+        }
+        if let t = tag {
+            do { _ = try splitNameTag(t) } catch { throw ValidationError("--tag: \(error)") }
+        }
+    }
+
+    /// The network parts (a registry base, packages, a push) are awaited here; planning
+    /// and writing the image run on a thread of their own (`OwnThread`).
+    func run() async throws {
+        try await reportingErrors {
+            var loaded = try Spec.load(path: self.spec)
             if let t = tag {
                 let (name, tg) = try splitNameTag(t)
-                spec.name = name
-                spec.tag = tg ?? spec.tag
+                loaded.name = name
+                loaded.tag = tg ?? loaded.tag
+            }
+            let spec = loaded
+            if locked, spec.packages.isEmpty {
+                throw ValidationError("--locked: the spec has no packages")
             }
             let staging = try Staging()
-            var builder = ImageBuilder(spec: spec, staging: staging)
-            builder.cache = try cacheOptions.open()
-            builder.notice = notice
-            // Opened once here, whatever needs it: a registry base is resolved once per build.
-            let (base, registrySource) = try loadBase(spec: spec, staging: staging, registry: registry, json: json)
+            defer { staging.remove() }
+            let cache = try cacheOptions.open()
+            // A registry base is resolved once per build. Pushing to the base's own
+            // registry, a build that reads no base file needs none of its layers: they
+            // are mounted there.
+            let pushRef = try push.map { try RegistryReference(parsing: $0) }
+            let baseRegistry = try BaseImage.registryReference(of: spec).flatMap { try? RegistryReference(parsing: $0) }?.registry
+            let needBaseLayers = pushRef == nil || pushRef?.registry != baseRegistry || buildReadsBaseFiles(spec)
+            let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: json, fetchLayers: needBaseLayers)
             defer { registrySource?.removeSpool() }
+            // The base is opened on a pipeline thread (a local one may be decompressed, its
+            // dpkg status read), with the package planner that needs it.
+            let (base, planner) = try await OwnThread.run("kiln-base") {
+                let base = try openBase(spec: spec, staging: staging, registrySource: registrySource)
+                let planner = spec.packages.isEmpty ? nil : try packagePlanner(spec: spec, base: base, cache: cache, staging: staging)
+                return (base, planner)
+            }
+            var builder = ImageBuilder(spec: spec, staging: staging)
+            builder.cache = cache
+            builder.notice = notice
             builder.base = base
-            if !spec.packages.isEmpty {
-                let planner = try packagePlanner(spec: spec, base: base, cache: builder.cache, staging: staging)
+            if let planner {
                 let lockPath = packageOptions.lockPath(spec: spec)
                 let lock = try PackageLock.read(lockPath)
-                let p = planner, locked = self.locked
-                builder.packages = try runBlocking { try await p.fetch(lock: lock, lockPath: lockPath, locked: locked) }
-            } else if locked {
-                throw ValidationError("--locked: the spec has no packages")
+                builder.packages = try await planner.fetch(lock: lock, lockPath: lockPath, locked: locked)
             }
             // A docker-archive stores plain tars: cache and hand over those.
             if push == nil && (stream || format == .dockerArchive) { builder.layerCompression = Compression.none }
-            let report = try builder.planReport()
-            let image = report.image
-            func writeSBOM(_ written: WrittenImage) throws {
-                guard let sbom else { return }
-                let bytes = try SBOM(report: report, manifestDigest: written.manifestDigest, reference: written.reference).encode()
-                try FileSystem.writeAtomically(bytes, to: sbom)
-            }
-            if let push {
-                let ref = try RegistryReference(parsing: push)
-                let written = try RegistrySink(reference: ref, options: try registry.options(json: json)).write(image)
-                try writeSBOM(written)
-                if json { print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self)) } else { try reportPush(written, json: false) }
-                return
-            }
-            if stream {
-                guard output == nil, format == .dockerArchive else {
-                    throw ValidationError("--stream writes a docker-archive to stdout; it takes no -o or --format")
+            let sbomPath = sbom
+            let plan = builder
+            if let pushRef {
+                let sink = try RegistrySink(reference: pushRef, options: try registry.options(json: json))
+                let (prepared, sbomBytes) = try await OwnThread.run("kiln-build") {
+                    let report = try plan.planReport()
+                    let prepared = try sink.prepare(report.image)
+                    let written = prepared.written
+                    let sbom = try sbomPath.map { _ in
+                        try SBOM(report: report, manifestDigest: written.manifestDigest, reference: written.reference).encode()
+                    }
+                    return (prepared, sbom)
                 }
-                let written = try DockerArchiveSink(streamingTo: StreamStore(FileWriter(fd: 1, path: "<stdout>"))).write(image)
-                try writeSBOM(written)
+                defer { prepared.remove() }
+                let written = try await sink.upload(prepared).image
+                // The SBOM describes the pushed image: written once the push succeeded.
+                if let sbomPath, let sbomBytes { try FileSystem.writeAtomically(sbomBytes, to: sbomPath) }
+                if json { print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self)) } else { try reportPush(written, json: false) }
                 return
             }
             let stem = spec.name.split(separator: "/").last.map(String.init) ?? "image"
             let out = output ?? (format == .oci ? stem : stem + ".tar")
-            let written: WrittenImage
-            switch format {
-            case .dockerArchive:
-                written = try DockerArchiveSink(path: out).write(image)
-            case .oci:
-                written = try OCISink(store: try DirectoryStore(path: out)).write(image)
-            case .ociArchive:
-                written = try OCISink(store: try TarStore(path: out)).write(image)
+            let (stream, format) = (self.stream, self.format)
+            let written = try await OwnThread.run("kiln-build") {
+                let report = try plan.planReport()
+                let image = report.image
+                let written: WrittenImage
+                if stream {
+                    written = try DockerArchiveSink(streamingTo: StreamStore(FileWriter(fd: 1, path: "<stdout>"))).write(image)
+                } else {
+                    switch format {
+                    case .dockerArchive:
+                        written = try DockerArchiveSink(path: out).write(image)
+                    case .oci:
+                        written = try OCISink(store: try DirectoryStore(path: out)).write(image)
+                    case .ociArchive:
+                        written = try OCISink(store: try TarStore(path: out)).write(image)
+                    }
+                }
+                if let sbomPath {
+                    let bytes = try SBOM(report: report, manifestDigest: written.manifestDigest, reference: written.reference).encode()
+                    try FileSystem.writeAtomically(bytes, to: sbomPath)
+                }
+                return written
             }
-            try writeSBOM(written)
+            if stream { return }
             if json {
                 print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))
             } else {

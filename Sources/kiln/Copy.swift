@@ -3,7 +3,7 @@ import KilnImage
 import KilnOCI
 import KilnRegistry
 
-struct Copy: ParsableCommand {
+struct Copy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy an image between formats, keeping its layers, config and manifest as they are.",
         discussion: """
@@ -32,27 +32,39 @@ struct Copy: ParsableCommand {
 
     @OptionGroup var registry: RegistryFlags
 
-    mutating func run() throws {
-        try reportingErrors {
+    func validate() throws {
+        let src: ImageLocation, dst: ImageLocation
+        do {
+            src = try ImageLocation(parsing: source)
+            dst = try ImageLocation(parsing: destination)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if all {
+            guard case .registry = src, case .registry = dst else {
+                throw ValidationError("--all copies between registries only (docker:// at both ends)")
+            }
+        }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
             let src = try ImageLocation(parsing: source)
             let dst = try ImageLocation(parsing: destination)
             let options = try registry.options(json: json)
-            if all {
-                guard case .registry(let s) = src, case .registry(let d) = dst else {
-                    throw ValidationError("--all copies between registries only (docker:// at both ends)")
-                }
-                if let r = try runBlocking({ try await IndexCopy.copyAll(from: s, to: d, options: options) }) {
+            if all, case .registry(let s) = src, case .registry(let d) = dst {
+                if let r = try await IndexCopy.copyAll(from: s, to: d, options: options) {
                     if json { try printJSON(TransferReport(reference: d.description, digest: r.digest, size: r.size)) }
                     else { print("\(d) index \(r.digest) (\(r.images) images)") }
                     return
                 }
             }
-            let imageSource = try src.source(options: options, platform: try platform.map(PlatformSelection.parse) ?? .host)
-            defer { (imageSource as? RegistrySource)?.removeSpool() }
-            let image = try imageSource.image()
-            if let rs = imageSource as? RegistrySource, case .local = dst {
-                try rs.prefetchBlocking(image)  // in parallel, before the sink reads them in order
-            }
+            // Into a local destination every layer is read: download them all first, in
+            // parallel; a registry destination mounts or streams them itself.
+            let opened = try await src.open(options: options, platform: try platform.map(PlatformSelection.parse) ?? .host,
+                                            fetchLayers: dst.readsLayerBytes)
+            defer { opened.removeSpool() }
+            let image = opened.image
             let (dName, dTag) = dst.destinationName
             // Name: the destination's, else the source's own (`name:tag`), else a generic one.
             var name = dName ?? "localhost/image"
@@ -66,7 +78,7 @@ struct Copy: ParsableCommand {
             }
             if let dName { try ReferenceGrammar.validateName(dName) }
             if let tag { try ReferenceGrammar.validateTag(tag) }
-            let written = try dst.sink(options: options).write(image.pending(name: name, tag: tag ?? "latest"))
+            let written = try await dst.write(image.pending(name: name, tag: tag ?? "latest"), options: options).image
             options.progress.close()
             if json {
                 print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))

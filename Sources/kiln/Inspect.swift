@@ -3,7 +3,7 @@ import KilnImage
 import KilnOCI
 import KilnRegistry
 
-struct Inspect: ParsableCommand {
+struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show an image's manifest digest, platform, config and layers.",
         discussion: """
@@ -41,13 +41,17 @@ struct Inspect: ParsableCommand {
         var layers: [LayerInfo]
     }
 
-    mutating func run() throws {
-        try reportingErrors {
+    func validate() throws {
+        do { _ = try ImageLocation(parsing: image) } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
             let ref = try ImageLocation(parsing: image)
             let platform = try self.platform.map(PlatformSelection.parse) ?? .host
-            let source = try ref.source(options: try registry.options(json: true), platform: platform)
-            defer { (source as? RegistrySource)?.removeSpool() }
-            let img = try source.image()
+            let opened = try await ref.open(options: try registry.options(json: true), platform: platform, fetchLayers: false)
+            defer { opened.removeSpool() }
+            let img = opened.image
             let layers = img.layers.map { LayerInfo(digest: $0.descriptor.digest, diffID: $0.diffID, size: $0.descriptor.size, mediaType: $0.descriptor.mediaType) }
             if json {
                 let r = Report(reference: ref.description, names: img.names, manifestDigest: img.manifestDigest, manifest: img.manifest,

@@ -8,7 +8,7 @@ import KilnImage
 import KilnOCI
 
 @main
-struct Kiln: ParsableCommand {
+struct Kiln: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Build, inspect and convert container images without a daemon.",
@@ -27,16 +27,33 @@ struct Kiln: ParsableCommand {
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch let e as ExitCode {
-        throw e
-    } catch let e as CleanExit {
-        throw e
-    } catch let e as ValidationError {
-        throw e
     } catch {
+        throw reported(error)
+    }
+}
+
+/// `reportingErrors` for async commands (those that talk to registries or apt
+/// repositories: they await the network and run their byte pipelines on threads of
+/// their own, see `OwnThread`).
+func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch {
+        throw reported(error)
+    }
+}
+
+/// What a command throws for `error`: ArgumentParser's own errors as they are (a
+/// `ValidationError` prints the usage and exits 64), anything else printed as one
+/// line and exit 1.
+private func reported(_ error: any Error) -> any Error {
+    switch error {
+    case is ExitCode, is CleanExit, is ValidationError:
+        return error
+    default:
         var stderr = StandardError()
         print("kiln: error: \(error)", to: &stderr)
-        throw ExitCode.failure
+        return ExitCode.failure
     }
 }
 

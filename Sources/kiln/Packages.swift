@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import Foundation
+import KilnArchive
 import KilnBuild
 import KilnDebian
 import KilnImage
@@ -41,20 +42,17 @@ func packageArchitecture(_ spec: Spec) -> String {
     spec.architecture ?? Platform.host.architecture
 }
 
-/// The spec's base image (`fromImage`), opened once per build. A local archive or layout
-/// is read by KilnBuild; a `docker://` base is read here from the registry with the
-/// command's registry flags, for the spec's platform (KilnBuild does not talk to
-/// registries). Its manifest and config are fetched now, its layers only when something
-/// reads their bytes (flattening for `users` or `packages`, a sink that cannot mount or
-/// skip them). A tag is resolved once and its digest printed, so the spec can pin it.
-/// The caller removes the registry source's spool when done (`registrySource`).
-func loadBase(spec: Spec, staging: Staging, registry: RegistryFlags, json: Bool) throws -> (base: BaseImage?, registrySource: RegistrySource?) {
-    guard let from = try BaseImage.registryReference(of: spec) else {
-        return (try BaseImage.load(spec: spec, staging: staging), nil)
-    }
+/// The spec's base image (`fromImage`) when it is in a registry, opened once per build
+/// with the command's registry flags, for the spec's platform (KilnBuild does not talk
+/// to registries): its manifest and config now, and its layers too unless `fetchLayers`
+/// is false (a build that pushes to the base's own registry and never reads the base's
+/// files: the layers are mounted there, not downloaded). A tag is resolved once and its
+/// digest printed, so the spec can pin it. nil for a local base or none; the caller
+/// removes the source's spool when done.
+func openRegistryBase(spec: Spec, registry: RegistryFlags, json: Bool,
+                      fetchLayers: Bool = true) async throws -> RegistrySource? {
+    guard let from = try BaseImage.registryReference(of: spec) else { return nil }
     let location = spec.keyLocations["fromImage"].map { "\($0): " } ?? ""
-    let source: RegistrySource
-    let image: SourceImage
     var name = from
     do {
         let ref = try RegistryReference(parsing: from)
@@ -62,24 +60,39 @@ func loadBase(spec: Spec, staging: Staging, registry: RegistryFlags, json: Bool)
         let host = Platform.host
         let platform = Platform(architecture: spec.architecture ?? host.architecture, os: spec.os,
                                 variant: spec.variant ?? (spec.architecture == nil ? host.variant : nil))
-        source = try RegistrySource(reference: ref, options: try registry.options(json: json), platform: platform)
-        do {
-            image = try source.image()
-        } catch {
-            source.removeSpool()
-            throw error
-        }
+        let source = try await RegistrySource.open(reference: ref, options: try registry.options(json: json), platform: platform)
         if ref.digest == nil {
             // What the tag named: the index when it is one, so the pin keeps every platform.
-            let digest = source.index?.digest ?? image.manifestDigest
+            let digest = try source.index?.digest ?? source.image().manifestDigest
             notice("fromImage \(from) is \(digest); pin it with @\(digest)")
         }
+        if fetchLayers {
+            do {
+                try await source.fetchLayers()
+            } catch {
+                source.removeSpool()
+                throw error
+            }
+        }
+        return source
     } catch {
         // Most registry errors name the image already (`manifest HOST/REPO:TAG: …`).
         let message = oneLine("\(error)")
         throw BuildError("\(location)fromImage: " + (message.contains(name) ? message : "\(from): \(message)"))
     }
-    return (BaseImage(reference: from, image: image, staging: staging), source)
+}
+
+/// The base image: the registry one `openRegistryBase` opened, else the local one the
+/// spec names (read by KilnBuild), else none. Synchronous: run it on a pipeline thread.
+func openBase(spec: Spec, staging: Staging, registrySource: RegistrySource?) throws -> BaseImage? {
+    guard let registrySource, let from = spec.fromImage else { return try BaseImage.load(spec: spec, staging: staging) }
+    return BaseImage(reference: from, image: try registrySource.image(), staging: staging)
+}
+
+/// Whether a build reads its base's files: merging accounts, installing packages
+/// (the dpkg status), running a script over it. New contents alone do not.
+func buildReadsBaseFiles(_ spec: Spec) -> Bool {
+    !spec.users.isEmpty || !spec.groups.isEmpty || !spec.packages.isEmpty || spec.runAsRoot != nil
 }
 
 /// `s` on one line, for error messages that quote a server's words.
@@ -114,7 +127,7 @@ func packageProgress() -> (@Sendable (Int64, Int64) -> Void)? {
     print("kiln: \(line)", to: &err)
 }
 
-struct Lock: ParsableCommand {
+struct Lock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Resolve a spec's packages and pin them in a lock file.",
         discussion: """
@@ -140,8 +153,8 @@ struct Lock: ParsableCommand {
     /// For a `docker://` fromImage (its dpkg database).
     @OptionGroup var registry: RegistryFlags
 
-    mutating func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             let spec = try Spec.load(path: self.spec)
             guard !spec.packages.isEmpty else {
                 throw BuildError("\(spec.path): the spec has no packages to lock")
@@ -154,10 +167,15 @@ struct Lock: ParsableCommand {
                 return
             }
             let staging = try Staging()
-            let (base, registrySource) = try loadBase(spec: spec, staging: staging, registry: registry, json: false)
+            defer { staging.remove() }
+            let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: false)
             defer { registrySource?.removeSpool() }
-            let planner = try packagePlanner(spec: spec, base: base, cache: try cacheOptions.open(), staging: staging)
-            let lock = try runBlocking { try await planner.lock(existing: existing) }
+            let cache = try cacheOptions.open()
+            let planner = try await OwnThread.run("kiln-base") {
+                try packagePlanner(spec: spec, base: try openBase(spec: spec, staging: staging, registrySource: registrySource),
+                                   cache: cache, staging: staging)
+            }
+            let lock = try await planner.lock(existing: existing)
             try lock.write(to: path)
             print("\(path): \(lock.packages[arch]?.count ?? 0) packages for \(arch)")
         }

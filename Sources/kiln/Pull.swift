@@ -3,7 +3,7 @@ import KilnImage
 import KilnOCI
 import KilnRegistry
 
-struct Pull: ParsableCommand {
+struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Download an image from a registry into a local archive or layout.",
         discussion: """
@@ -34,15 +34,17 @@ struct Pull: ParsableCommand {
     @Flag(help: "Print the result as JSON (reference, digest, size) on stdout.")
     var json = false
 
-    mutating func run() throws {
-        try reportingErrors {
+    func validate() throws {
+        do { _ = try RegistryReference(parsing: reference) } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
             let ref = try RegistryReference(parsing: reference)
             let options = try registry.options(json: json)
             let platform = try self.platform.map(PlatformSelection.parse) ?? .host
-            let source = try RegistrySource(reference: ref, options: options, platform: platform)
-            defer { source.removeSpool() }
-            let image = try source.image()
-            try source.prefetchBlocking(image)
+            let opened = try await ImageLocation.registry(ref).open(options: options, platform: platform, fetchLayers: true)
+            defer { opened.removeSpool() }
             options.progress.close()
             let dest: ImageReference
             switch format {
@@ -50,7 +52,8 @@ struct Pull: ParsableCommand {
             case .oci: dest = .oci(path: output, tag: ref.tag)
             case .ociArchive: dest = .ociArchive(path: output, tag: ref.tag)
             }
-            _ = try dest.sink().write(image.pending(name: ref.name, tag: ref.tag ?? "latest"))
+            let image = opened.image
+            _ = try await ImageLocation.local(dest).write(image.pending(name: ref.name, tag: ref.tag ?? "latest"), options: options)
             if json {
                 try printJSON(TransferReport(reference: ref.description, digest: image.manifestDigest, size: Int64(image.manifestBytes.count)))
             } else {

@@ -3,7 +3,7 @@ import KilnImage
 import KilnOCI
 import KilnRegistry
 
-struct Push: ParsableCommand {
+struct Push: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upload a local image to a registry.",
         discussion: """
@@ -25,17 +25,24 @@ struct Push: ParsableCommand {
     @Flag(help: "Print the result as JSON (reference, digest, size) on stdout.")
     var json = false
 
-    mutating func run() throws {
-        try reportingErrors {
+    func validate() throws {
+        do {
+            _ = try ImageLocation(parsing: source)
+            _ = try RegistryReference(parsing: reference)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
             let src = try ImageLocation(parsing: source)
             let dst = try RegistryReference(parsing: reference)
             let options = try registry.options(json: json)
-            let imageSource = try src.source(options: options)
-            defer { (imageSource as? RegistrySource)?.removeSpool() }
-            let image = try imageSource.image()
-            // A registry location always makes a RegistrySink (after checking the reference).
-            let sink = try ImageLocation.registry(dst).sink(options: options) as! RegistrySink
-            let pushed = try sink.push(image.pending(name: dst.name, tag: dst.tag ?? "latest"))
+            // A registry source's layers are mounted or streamed by the upload itself.
+            let opened = try await src.open(options: options, fetchLayers: false)
+            defer { opened.removeSpool() }
+            let pushed = try await ImageLocation.registry(dst).write(opened.image.pending(name: dst.name, tag: dst.tag ?? "latest"), options: options)
             try reportPush(pushed.image, json: json, size: pushed.manifestSize)
         }
     }

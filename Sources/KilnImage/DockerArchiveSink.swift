@@ -20,6 +20,9 @@ public struct DockerArchiveSink: ImageSink {
     /// A sequential store (a pipe) needs each layer's name and size before its bytes,
     /// so layers are read twice: once for their digests, once to write them.
     let sequential: Bool
+    /// The most bytes a compressed layer may decompress to (archives store plain tars):
+    /// a decompression bomb stops here with an error instead of filling the disk.
+    public var maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize
 
     /// An archive file, written to a temporary file and renamed.
     public init(store: TarStore) {
@@ -157,7 +160,7 @@ public struct DockerArchiveSink: ImageSink {
             // The tarsum is computed by the hardened reader from the bytes as they pass.
             func pass(into out: ByteWriter) throws -> (String, Int64, Digest) {
                 let counted = HashingWriter(out)
-                let tee = TeeReader(try layer.openUncompressed(), counted)
+                let tee = TeeReader(try layer.openUncompressed(limit: maxLayerSize), counted)
                 let checksum = try Tarsum.compute(reader: tee, version: .v1)
                 try tee.drain()
                 return (checksum, counted.count, counted.digest)

@@ -34,9 +34,14 @@ public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The sink that writes this reference.
-    public func sink() throws -> any ImageSink {
+    /// - Parameter maxLayerSize: the most bytes a layer may decompress to where the
+    ///   format stores plain tars (docker-archive).
+    public func sink(maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize) throws -> any ImageSink {
         switch self {
-        case .dockerArchive(let p, _): return try DockerArchiveSink(path: p)
+        case .dockerArchive(let p, _):
+            var sink = try DockerArchiveSink(path: p)
+            sink.maxLayerSize = maxLayerSize
+            return sink
         case .oci(let p, _): return OCISink(store: try DirectoryStore(path: p))
         case .ociArchive(let p, _): return OCISink(store: try TarStore(path: p))
         }
@@ -72,12 +77,14 @@ public enum ImageReference: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The source that reads this reference.
-    public func source() throws -> any ImageSource {
+    /// - Parameter maxLayerSize: for a docker-archive compressed as a whole, the most
+    ///   bytes it may decompress to.
+    public func source(maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize) throws -> any ImageSource {
         switch self {
         case .dockerArchive(let p, let r):
             // docker-archive:PATH:NAME:TAG picks that image among several, as skopeo does.
             let (name, tag) = r.map { DockerArchiveSource.split($0) } ?? (nil, nil)
-            return try DockerArchiveSource(path: p, name: name, tag: tag)
+            return try DockerArchiveSource(path: p, name: name, tag: tag, maxDecompressedSize: maxLayerSize)
         case .oci(let p, let t): return OCILayoutSource(blobs: DirectoryBlobs(root: p), tag: t, what: description)
         case .ociArchive(let p, let t): return OCILayoutSource(blobs: try TarIndex(path: p), tag: t, what: description)
         }

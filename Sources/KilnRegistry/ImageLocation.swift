@@ -33,12 +33,12 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
     /// a local archive or layout is opened on a thread of its own (opening a compressed
     /// docker-archive decompresses it). With `fetchLayers`, a registry image's layers
     /// are downloaded too, so that synchronous readers (local sinks, flattening) can read them.
-    public func open(options: RegistryOptions, platform: Platform = .host,
-                     fetchLayers: Bool) async throws -> OpenedImage {
+    public func open(options: RegistryOptions, platform: Platform = .host, fetchLayers: Bool,
+                     maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize) async throws -> OpenedImage {
         switch self {
         case .local(let r):
             return try await OwnThread.run("kiln-open") {
-                let image = try r.source().image()
+                let image = try r.source(maxLayerSize: maxLayerSize).image()
                 return OpenedImage(image: image, registry: nil)
             }
         case .registry(let r):
@@ -57,10 +57,11 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
     /// layout by its sink on a thread of its own. Layers read from a registry must have
     /// been fetched for a local destination (`open(…, fetchLayers: true)`).
     /// Returns what was written and, for a registry, the size of the manifest put there.
-    public func write(_ image: PendingImage, options: RegistryOptions) async throws -> (image: WrittenImage, manifestSize: Int64?) {
+    public func write(_ image: PendingImage, options: RegistryOptions,
+                      maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize) async throws -> (image: WrittenImage, manifestSize: Int64?) {
         switch self {
         case .local(let r):
-            let written = try await OwnThread.run("kiln-write") { try r.sink().write(image) }
+            let written = try await OwnThread.run("kiln-write") { try r.sink(maxLayerSize: maxLayerSize).write(image) }
             return (written, nil)
         case .registry(let r):
             guard r.digest == nil || r.tag == nil else {

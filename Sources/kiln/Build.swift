@@ -55,6 +55,8 @@ struct Build: AsyncParsableCommand {
 
     @OptionGroup var registry: RegistryFlags
 
+    @OptionGroup var limits: LayerLimitOptions
+
     func validate() throws {
         if let push {
             do { _ = try RegistryReference(parsing: push) } catch { throw ValidationError("--push: \(error)") }
@@ -132,17 +134,21 @@ struct Build: AsyncParsableCommand {
             }
             let stem = spec.name.split(separator: "/").last.map(String.init) ?? "image"
             let out = output ?? (format == .oci ? stem : stem + ".tar")
-            let (stream, format) = (self.stream, self.format)
+            let (stream, format, maxLayerSize) = (self.stream, self.format, limits.maxLayerSize.bytes)
             let written = try await OwnThread.run("kiln-build") {
                 let report = try plan.planReport()
                 let image = report.image
                 let written: WrittenImage
                 if stream {
-                    written = try DockerArchiveSink(streamingTo: StreamStore(FileWriter(fd: 1, path: "<stdout>"))).write(image)
+                    var sink = DockerArchiveSink(streamingTo: StreamStore(FileWriter(fd: 1, path: "<stdout>")))
+                    sink.maxLayerSize = maxLayerSize
+                    written = try sink.write(image)
                 } else {
                     switch format {
                     case .dockerArchive:
-                        written = try DockerArchiveSink(path: out).write(image)
+                        var sink = try DockerArchiveSink(path: out)
+                        sink.maxLayerSize = maxLayerSize
+                        written = try sink.write(image)
                     case .oci:
                         written = try OCISink(store: try DirectoryStore(path: out)).write(image)
                     case .ociArchive:

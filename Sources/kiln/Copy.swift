@@ -32,6 +32,8 @@ struct Copy: AsyncParsableCommand {
 
     @OptionGroup var registry: RegistryFlags
 
+    @OptionGroup var limits: LayerLimitOptions
+
     func validate() throws {
         let src: ImageLocation, dst: ImageLocation
         do {
@@ -62,7 +64,8 @@ struct Copy: AsyncParsableCommand {
             // Into a local destination every layer is read: download them all first, in
             // parallel; a registry destination mounts or streams them itself.
             let opened = try await src.open(options: options, platform: try platform.map(PlatformSelection.parse) ?? .host,
-                                            fetchLayers: dst.readsLayerBytes)
+                                            fetchLayers: dst.readsLayerBytes,
+                                            maxLayerSize: limits.maxLayerSize.bytes)
             defer { opened.removeSpool() }
             let image = opened.image
             let (dName, dTag) = dst.destinationName
@@ -78,7 +81,8 @@ struct Copy: AsyncParsableCommand {
             }
             if let dName { try ReferenceGrammar.validateName(dName) }
             if let tag { try ReferenceGrammar.validateTag(tag) }
-            let written = try await dst.write(image.pending(name: name, tag: tag ?? "latest"), options: options).image
+            let written = try await dst.write(image.pending(name: name, tag: tag ?? "latest"), options: options,
+                                              maxLayerSize: limits.maxLayerSize.bytes).image
             options.progress.close()
             if json {
                 print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))

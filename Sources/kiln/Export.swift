@@ -34,16 +34,15 @@ struct Export: ParsableCommand {
     @Flag(help: "Keep the layers' mtimes instead of setting every one to 0.")
     var keepMtime = false
 
-    @Option(help: "The most bytes one layer may decompress to, e.g. 512M or 100G (default 64G).")
-    var maxLayerSize: ByteSize = ByteSize(RootfsLimits.defaultMaxLayerSize)
+    @OptionGroup var limits: LayerLimitOptions
 
     mutating func run() throws {
         try reportingErrors {
             let ref = try ImageReference(parsing: image)
-            let source = try ref.source().image()
+            let source = try ref.source(maxLayerSize: limits.maxLayerSize.bytes).image()
             let warnings = try RootfsExport.export(
                 source, to: output, format: format, mtime: keepMtime ? nil : 0,
-                limits: RootfsLimits(maxLayerSize: maxLayerSize.bytes))
+                limits: RootfsLimits(maxLayerSize: limits.maxLayerSize.bytes))
             var stderr = StandardError()
             for w in warnings { print("kiln: warning: \(w)", to: &stderr) }
             print("\(format.rawValue):\(output)")
@@ -54,27 +53,3 @@ struct Export: ParsableCommand {
 extension RootfsExport.Format: ExpressibleByArgument {}
 
 /// A byte count with an optional K, M, G or T suffix (powers of 1024).
-struct ByteSize: ExpressibleByArgument {
-    var bytes: Int64
-
-    init(_ bytes: Int64) { self.bytes = bytes }
-
-    init?(argument: String) {
-        var s = Substring(argument.uppercased())
-        if s.hasSuffix("B") && s.count > 1 { s = s.dropLast() }
-        if s.hasSuffix("I") { s = s.dropLast() }
-        var shift: Int64 = 0
-        switch s.last {
-        case "K": shift = 10
-        case "M": shift = 20
-        case "G": shift = 30
-        case "T": shift = 40
-        default: break
-        }
-        if shift > 0 { s = s.dropLast() }
-        guard let v = Int64(s), v > 0, v <= Int64.max >> shift else { return nil }
-        bytes = v << shift
-    }
-
-    var defaultValueDescription: String { "\(bytes)" }
-}

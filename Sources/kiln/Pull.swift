@@ -31,6 +31,8 @@ struct Pull: AsyncParsableCommand {
 
     @OptionGroup var registry: RegistryFlags
 
+    @OptionGroup var limits: LayerLimitOptions
+
     @Flag(help: "Print the result as JSON (reference, digest, size) on stdout.")
     var json = false
 
@@ -53,7 +55,8 @@ struct Pull: AsyncParsableCommand {
             case .ociArchive: dest = .ociArchive(path: output, tag: ref.tag)
             }
             let image = opened.image
-            _ = try await ImageLocation.local(dest).write(image.pending(name: ref.name, tag: ref.tag ?? "latest"), options: options)
+            _ = try await ImageLocation.local(dest).write(image.pending(name: ref.name, tag: ref.tag ?? "latest"), options: options,
+                                                          maxLayerSize: limits.maxLayerSize.bytes)
             if json {
                 try printJSON(TransferReport(reference: ref.description, digest: image.manifestDigest, size: Int64(image.manifestBytes.count)))
             } else {

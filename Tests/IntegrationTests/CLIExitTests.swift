@@ -18,6 +18,15 @@ import Testing
             (["login", "127.0.0.1:1", "--password-stdin"], "give the user name with -u"),
             (["login", "127.0.0.1:1", "-u", "alice"], "give the password with --password-stdin"),
             (["build", "--no-such-flag", spec], "Unknown option '--no-such-flag'"),
+            // An image argument that names no transport, or a bad reference, is a usage error.
+            (["copy", "nonsense", "oci:\(dir.path)/b:v1"], "names no transport"),
+            (["copy", "oci:\(dir.path)/a:v1", "tarball:\(dir.path)/b"], "unknown transport"),
+            (["pull", "docker://Bad_Host/x:1", "-o", dir.path + "/x"], "invalid image reference"),
+            (["push", "oci:\(dir.path)/a:v1", "docker://127.0.0.1:1/UPPER/case"], "invalid image reference"),
+            (["inspect", "nonsense"], "names no transport"),
+            (["build", spec, "--push", "docker://127.0.0.1:1/x:bad tag"], "--push"),
+            (["copy", "oci:\(dir.path)/a:v1", "oci:\(dir.path)/b:v1", "--max-layer-size", "lots"], "--max-layer-size"),
+            (["build", spec, "--max-layer-size", "0"], "--max-layer-size"),
         ]
         for c in cases {
             let r = try kiln(c.args, check: false)
@@ -36,6 +45,30 @@ import Testing
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r)")
         let t = try kiln(["tarsum", dir.path + "/missing.tar"], check: false)
         #expect(t.status == 1, "\(t)")
+    }
+
+    /// `--max-layer-size` stops a layer that decompresses to more than it allows, where
+    /// layers are decompressed (copy and pull into a docker-archive): exit 1, one line,
+    /// no output; the same copy without the limit works.
+    @Test func maxLayerSizeStopsADecompressionBomb() throws {
+        let dir = try TempDir()
+        // 4 MiB of zeros compress to a few KiB: a small bomb.
+        try Data(count: 4 << 20).write(to: URL(fileURLWithPath: dir.path + "/zeros.bin"))
+        try dir.write("image.yaml", """
+            name: kiln-test/bomb
+            tag: v1
+            contents:
+              - source: zeros.bin
+                target: /zeros.bin
+            """)
+        try kiln(["build", dir.path + "/image.yaml", "--format", "oci", "-o", dir.path + "/layout"])
+        let limited = try kiln(["copy", "oci:\(dir.path)/layout:v1", "docker-archive:\(dir.path)/out.tar",
+                                "--max-layer-size", "1M"], check: false)
+        #expect(limited.status == 1, "\(limited)")
+        #expect(limited.stderr.hasPrefix("kiln: error: ") && limited.stderr.split(separator: "\n").count == 1, "\(limited)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/out.tar"))
+        try kiln(["copy", "oci:\(dir.path)/layout:v1", "docker-archive:\(dir.path)/out.tar", "--max-layer-size", "8M"])
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/out.tar"))
     }
 
     @Test func overviewNamesEveryTransport() throws {

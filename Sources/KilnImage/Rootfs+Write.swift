@@ -59,8 +59,16 @@ extension Rootfs {
     /// built under a temporary name beside `path` and renamed into place, so a failure
     /// leaves nothing. Every object is created relative to its parent's descriptor with
     /// `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`, in directories Kiln made itself, so nothing
-    /// outside the directory is touched. Owners and device nodes need root: without it,
-    /// owners are left as they are and device nodes are skipped (see `warnings`).
+    /// outside the directory is touched: symlinks from the layers were already resolved
+    /// inside the root when the model was built (`Rootfs.resolve`), so the model has no
+    /// directory below a symlink and nothing here follows one. Owners and device nodes
+    /// need root: without it, owners are left as they are and device nodes are skipped
+    /// (see `warnings`).
+    ///
+    /// Races: the temporary directory is mode 0700 until everything in it is written, so
+    /// no other user can change anything in it meanwhile. A process of the same user
+    /// could (Kiln is a single-user build tool, and that process could write anywhere
+    /// Kiln can); what is guarded against is what the layers say, not the user.
     /// - Parameter mtime: every object's mtime; nil keeps the layers' mtimes.
     /// - Returns: warnings about what could not be reproduced.
     @discardableResult
@@ -70,10 +78,10 @@ extension Rootfs {
         let tmp = siblingTemp(of: path)
         guard mkdir(tmp, 0o700) == 0 else { throw ImageError.io("cannot create \(tmp): \(errnoMessage())") }
         do {
-            let writer = DirectoryWriter(root: tmp, isRoot: geteuid() == 0, mtime: mtime)
             let fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else { throw ImageError.io("cannot open \(tmp): \(errnoMessage())") }
             defer { close(fd) }
+            let writer = DirectoryWriter(root: tmp, rootFD: fd, isRoot: geteuid() == 0, mtime: mtime)
             try writer.fill(fd, root, relative: "")
             try writer.finish(fd, root, name: nil, relative: "")
             guard rename(tmp, path) == 0 else { throw ImageError.io("cannot move \(tmp) to \(path): \(errnoMessage())") }
@@ -88,6 +96,8 @@ extension Rootfs {
 /// Creates a `Rootfs` on disk, one directory descriptor at a time.
 private final class DirectoryWriter {
     let root: String
+    /// The root, open: hard links are made relative to it, not to its path.
+    let rootFD: Int32
     let isRoot: Bool
     let mtime: Int64?
     var warnings: [String] = []
@@ -96,8 +106,9 @@ private final class DirectoryWriter {
     /// Where each multiply-linked node was first created (a path relative to `root`).
     var created: [ObjectIdentifier: String] = [:]
 
-    init(root: String, isRoot: Bool, mtime: Int64?) {
+    init(root: String, rootFD: Int32, isRoot: Bool, mtime: Int64?) {
         self.root = root
+        self.rootFD = rootFD
         self.isRoot = isRoot
         self.mtime = mtime
     }
@@ -115,7 +126,7 @@ private final class DirectoryWriter {
             let node = dir.children[name]!.node
             let rel = relative.isEmpty ? name : relative + "/" + name
             if !node.isDirectory, let first = created[ObjectIdentifier(node)] {
-                guard linkat(AT_FDCWD, root + "/" + first, fd, name, 0) == 0 else { throw fail("link", rel) }
+                guard linkat(rootFD, first, fd, name, 0) == 0 else { throw fail("link", rel) }
                 continue
             }
             switch node.kind {

@@ -26,10 +26,16 @@ public struct RootfsLimits: Sendable {
 ///
 /// Paths are data: the tree is an in-memory model, and file bodies are spooled to
 /// content-free names in a private directory, so no entry name ever reaches the file
-/// system. Hostile input fails with an `ImageError` naming the layer and entry:
-/// absolute names, `..`, entries below a symlink or a file, duplicates in one layer,
-/// hard links to nothing or to directories, digest and diffID mismatches, and (through
-/// the hardened `TarReader` and decompressors) corrupt, truncated and oversized streams.
+/// system. An entry below a symlink goes where the symlink leads *inside the root*, as
+/// umoci (through go-securejoin) unpacks it: each parent component is looked up in the
+/// model, a symlink's target is read with the root as `/`, `..` stops at the root, and
+/// more than `maxSymlinks` symlinks on one path is an error (so loops end). The model
+/// therefore never holds a directory below a symlink, and writing it out
+/// (`Rootfs+Write.swift`) follows no symlink at all. Hostile input fails with an
+/// `ImageError` naming the layer and entry: absolute names and `..` in entry names,
+/// entries below a file, symlink loops, duplicates in one layer, hard links to nothing
+/// or to directories, digest and diffID mismatches, and (through the hardened
+/// `TarReader` and decompressors) corrupt, truncated and oversized streams.
 public final class Rootfs {
     /// A file system object. Directories hold their children; any other node may sit at
     /// several paths (hard links share the object, as they share an inode).
@@ -205,8 +211,13 @@ public final class Rootfs {
             }
             node = Node(kind: .regular(body: body, size: h.size), mode: 0)
         case .hardlink:
+            // link(2) semantics: the target's parents are resolved inside the root, the
+            // target itself is not followed (a hard link to a symlink links the symlink).
             let targetComps = try Rootfs.components(h.linkName, what: what)
-            guard let target = lookup(targetComps), targetComps != comps else {
+            let targetDir = targetComps.isEmpty ? nil
+                : try? directory(Array(targetComps.dropLast()), create: false, layer: layer, what: what, entry: h.name)
+            guard let targetDir, let target = targetDir.children[targetComps.last!]?.node,
+                  !(targetDir === dir && targetComps.last! == base) else {
                 throw ImageError.invalid("\(what): hard link \"\(h.name)\" points to \"\(h.linkName)\", which is not in the image")
             }
             guard !target.isDirectory else {
@@ -246,49 +257,97 @@ public final class Rootfs {
         return false
     }
 
-    /// The directory at `comps`, created (0755, root) when missing and `create` is set.
-    /// A symlink or a non-directory on the way is an error: an entry below a symlink is
-    /// the classic way out of the root.
-    private func directory(_ comps: [String], create: Bool, layer: Int, what: String, entry: String) throws -> Node {
-        var cur = root
-        for (i, c) in comps.enumerated() {
-            if let next = cur.children[c] {
-                switch next.node.kind {
-                case .directory: cur = next.node
-                case .symlink:
-                    throw ImageError.invalid("\(what): entry \"\(entry)\" is below \"\(comps[...i].joined(separator: "/"))\", which is a symlink")
-                default:
-                    throw ImageError.invalid("\(what): entry \"\(entry)\" is below \"\(comps[...i].joined(separator: "/"))\", which is not a directory")
-                }
-            } else {
-                guard create else { throw ImageError.notFound(entry) }
-                let d = Node(kind: .directory, mode: 0o755)
-                cur.children[c] = (d, layer)
-                cur = d
+    /// The most symlinks one path may pass through: go-securejoin's limit, so what umoci
+    /// unpacks Kiln unpacks too (the kernel stops at 40 when the image runs).
+    public static let maxSymlinks = 255
+
+    /// Where `comps` lands inside the root, resolved the way go-securejoin does it (and
+    /// umoci with it): one component at a time; a symlink is replaced by its target, read
+    /// from the directory holding it, or from the root when absolute; `..` goes up one
+    /// resolved directory and never above the root. Components that do not exist are
+    /// kept as they are (they name directories to create). The last component is only
+    /// followed when `followLast` is set (open(2) rather than lstat(2)).
+    /// - Returns: the resolved path (no symlink in it) and the nodes along it: `nodes[0]`
+    ///   is the root, `nodes[i]` the node at `path[..<i]`, as far as the path exists.
+    func resolve(_ comps: [String], followLast: Bool, what: String, entry: String) throws -> (path: [String], nodes: [Node]) {
+        var path: [String] = []
+        var nodes: [Node] = [root]
+        var pending = Array(comps.reversed())
+        var links = 0
+        while let c = pending.popLast() {
+            if c.isEmpty || c == "." { continue }
+            let exists = nodes.count == path.count + 1
+            if exists, !nodes.last!.isDirectory {
+                throw ImageError.invalid("\(what): entry \"\(entry)\" is below \"\(path.joined(separator: "/"))\", which is not a directory")
             }
+            if c == ".." {
+                if !path.isEmpty {
+                    path.removeLast()
+                    if nodes.count > path.count + 1 { nodes.removeLast() }
+                }
+                continue
+            }
+            guard exists, let child = nodes.last!.children[c]?.node else {
+                path.append(c)
+                continue
+            }
+            if case .symlink(let target) = child.kind,
+               followLast || pending.contains(where: { !$0.isEmpty && $0 != "." }) {
+                links += 1
+                guard links <= Rootfs.maxSymlinks else {
+                    throw ImageError.invalid("\(what): entry \"\(entry)\": too many levels of symbolic links (more than \(Rootfs.maxSymlinks)) at \"\((path + [c]).joined(separator: "/"))\"")
+                }
+                if target.hasPrefix("/") {
+                    path = []
+                    nodes = [root]
+                }
+                pending.append(contentsOf: target.split(separator: "/", omittingEmptySubsequences: true).reversed().map(String.init))
+                continue
+            }
+            path.append(c)
+            nodes.append(child)
+        }
+        return (path, nodes)
+    }
+
+    /// The directory at `comps` (symlinks on the way resolved inside the root), created
+    /// with what is missing (0755, root) when `create` is set, as umoci's MkdirAll does.
+    /// A file on the way is an error.
+    private func directory(_ comps: [String], create: Bool, layer: Int, what: String, entry: String) throws -> Node {
+        let (path, nodes) = try resolve(comps, followLast: true, what: what, entry: entry)
+        var cur = nodes.last!
+        guard cur.isDirectory else {
+            throw ImageError.invalid("\(what): entry \"\(entry)\" is below \"\(path.joined(separator: "/"))\", which is not a directory")
+        }
+        guard nodes.count <= path.count else { return cur }
+        guard create else { throw ImageError.notFound(entry) }
+        for c in path[(nodes.count - 1)...] {
+            let d = Node(kind: .directory, mode: 0o755)
+            cur.children[c] = (d, layer)
+            cur = d
         }
         return cur
     }
 
-    private func lookup(_ comps: [String]) -> Node? {
-        var cur = root
-        for c in comps {
-            guard cur.isDirectory, let next = cur.children[c] else { return nil }
-            cur = next.node
-        }
-        return cur
+    /// The node at `path` (relative or absolute), symlinks on the way resolved inside the
+    /// root; the last one too when `followLast` is set. Nil when nothing is there.
+    func node(at path: String, followLast: Bool) -> Node? {
+        let comps = path.split(separator: "/").map(String.init)
+        guard let (resolved, nodes) = try? resolve(comps, followLast: followLast, what: "", entry: path),
+              nodes.count == resolved.count + 1 else { return nil }
+        return nodes.last
     }
 
     // MARK: Reading back
 
-    /// What is at `path` (relative or absolute, not following symlinks).
+    /// What is at `path` (relative or absolute), as lstat(2) sees it: symlinks in the
+    /// parents are followed inside the root, the last component is not.
     public enum Item: Equatable, Sendable {
         case directory, regular(size: Int64), symlink(String), device, fifo
     }
 
     public func item(at path: String) -> Item? {
-        let comps = path.split(separator: "/").map(String.init).filter { $0 != "." }
-        guard let n = lookup(comps) else { return nil }
+        guard let n = node(at: path, followLast: false) else { return nil }
         switch n.kind {
         case .directory: return .directory
         case .regular(_, let size): return .regular(size: size)
@@ -298,20 +357,19 @@ public final class Rootfs {
         }
     }
 
-    /// The bytes of a regular file (for `/etc/passwd` and friends); nil when `path` is
-    /// not a regular file. Files above `limit` are an error.
+    /// The bytes of a regular file (for `/etc/passwd` and friends), symlinks followed
+    /// inside the root as open(2) would in a chroot; nil when `path` is not a regular
+    /// file. Files above `limit` are an error.
     public func contents(of path: String, limit: Int = 16 << 20) throws -> [UInt8]? {
-        let comps = path.split(separator: "/").map(String.init).filter { $0 != "." }
-        guard let n = lookup(comps), case .regular(let body, let size) = n.kind else { return nil }
-        guard size <= limit else { throw ImageError.invalid("/\(comps.joined(separator: "/")) is larger than \(limit) bytes") }
+        guard let n = node(at: path, followLast: true), case .regular(let body, let size) = n.kind else { return nil }
+        guard size <= limit else { throw ImageError.invalid("\(path.hasPrefix("/") ? path : "/" + path) is larger than \(limit) bytes") }
         guard let body else { return [] }
         return try FileReader(path: body).readAll(limit: limit)
     }
 
-    /// The owner and mode of the node at `path`.
+    /// The owner and mode of the node at `path` (as `item(at:)` finds it).
     public func metadata(at path: String) -> (mode: UInt32, uid: Int, gid: Int)? {
-        let comps = path.split(separator: "/").map(String.init).filter { $0 != "." }
-        return lookup(comps).map { ($0.mode, $0.uid, $0.gid) }
+        node(at: path, followLast: false).map { ($0.mode, $0.uid, $0.gid) }
     }
 
     /// Every path with its node, parents before children, siblings sorted bytewise

@@ -92,16 +92,66 @@ private func compress(_ bytes: [UInt8], with tool: String, in dir: TempDir) thro
         try expectRejected(try layout(in: dir, blob: entry("h", type: "1", link: "../../../etc/shadow") + end), in: dir, mentions: ["contains \"..\""])
     }
 
-    @Test func symlinkEscapes() throws {
+    /// Every file below `root`: "path type target" lines, sorted (find's %y: f, d, l…).
+    func listing(_ root: String) throws -> [String] {
+        try sh("cd '\(root)' && find . -mindepth 1 -printf '%P %y %l\\n' | LC_ALL=C sort").stdout
+            .split(separator: "\n").map(String.init)
+    }
+
+    /// Entries below symlinks are resolved inside the root (each component looked up, a
+    /// symlink's target read with the root as `/`, `..` stopping at the root), as umoci
+    /// unpacks them through go-securejoin; Kiln and umoci give the same tree.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/umoci"), "needs umoci to compare with"))
+    func symlinkedParentsResolveInsideTheRoot() throws {
         let dir = try TempDir()
-        try expectRejected(try layout(in: dir, blob: entry("link", type: "2", link: "/tmp") + entry("link/evil", "x") + end),
-                           in: dir, mentions: ["\"link/evil\" is below \"link\", which is a symlink"])
-        try expectRejected(try layout(in: dir, blob: entry("up", type: "2", link: "../../..") + entry("up/evil/", type: "5") + end),
-                           in: dir, mentions: ["which is a symlink"])
+        let hostPasswd = try Data(contentsOf: URL(fileURLWithPath: "/etc/passwd"))
+        let cases: [(String, [UInt8], [String: String])] = [
+            ("absolute", entry("a", type: "2", link: "/etc") + entry("a/passwd", "kiln-root\n") + end,
+             ["etc/passwd": "kiln-root\n"]),
+            ("climbing", entry("a", type: "2", link: "../../..") + entry("a/x", "inside\n") + entry("a/evil/", type: "5") + end,
+             ["x": "inside\n"]),
+            ("dotdot-in-target", entry("etc/", type: "5") + entry("d", type: "2", link: "etc/../../../opt") + entry("d/f", "opt\n") + end,
+             ["opt/f": "opt\n"]),
+            ("chain", entry("etc/", type: "5") + entry("b", type: "2", link: "/etc") + entry("c", type: "2", link: "b/../etc")
+                + entry("c/hostname", "h\n") + entry("c/.wh.nothing", "") + end,
+             ["etc/hostname": "h\n"]),
+        ]
+        for (name, blob, files) in cases {
+            let img = try layout(in: dir, blob: blob)
+            let kilnOut = dir.path + "/kiln-\(name)"
+            try kiln(["export", "oci:\(img):v1", "--format", "dir", "-o", kilnOut])
+            for (path, text) in files {
+                #expect(try String(contentsOfFile: kilnOut + "/" + path, encoding: .utf8) == text, "\(name): \(path)")
+            }
+            // The tar export holds the same paths.
+            let tarOut = dir.path + "/kiln-\(name).tar"
+            try kiln(["export", "oci:\(img):v1", "-o", tarOut])
+            let inTar = try run("tar", ["-tf", tarOut]).stdout
+            for path in files.keys { #expect(inTar.contains(path + "\n"), "\(name): \(path) not in \(inTar)") }
+
+            let bundle = dir.path + "/umoci-\(name)"
+            try run("umoci", ["unpack"] + (geteuid() == 0 ? [] : ["--rootless"]) + ["--image", "\(img):v1", bundle])
+            #expect(try listing(kilnOut) == listing(bundle + "/rootfs"), "\(name)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "/etc/passwd")) == hostPasswd)
+        #expect(!FileManager.default.fileExists(atPath: "/x") && !FileManager.default.fileExists(atPath: "/evil"))
+        let hostHostname = (try? String(contentsOfFile: "/etc/hostname", encoding: .utf8)) ?? ""
+        #expect(hostHostname != "h\n")
+
         // A symlink alone, pointing anywhere, is just data: exported, never followed.
         let fine = try layout(in: dir, blob: entry("link", type: "2", link: "/etc/shadow") + end)
         try kiln(["export", "oci:\(fine):v1", "--format", "dir", "-o", dir.path + "/ok"])
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir.path + "/ok/link") == "/etc/shadow")
+    }
+
+    @Test func symlinkLoopsAndFilesOnThePathFailCleanly() throws {
+        let dir = try TempDir()
+        try expectRejected(try layout(in: dir, blob: entry("a", type: "2", link: "b") + entry("b", type: "2", link: "a") + entry("a/x", "x") + end),
+                           in: dir, mentions: ["\"a/x\"", "too many levels of symbolic links"])
+        try expectRejected(try layout(in: dir, blob: entry("s", type: "2", link: "s/s") + entry("s/x/", type: "5") + end),
+                           in: dir, mentions: ["too many levels of symbolic links"])
+        try expectRejected(try layout(in: dir, blob: entry("f", "x") + entry("l", type: "2", link: "/f") + entry("l/x", "y") + end),
+                           in: dir, mentions: ["\"l/x\" is below \"f\", which is not a directory"])
     }
 
     @Test func duplicatesAndAbsurdHeaders() throws {
@@ -160,6 +210,36 @@ private func compress(_ bytes: [UInt8], with tool: String, in dir: TempDir) thro
         // And a copy refuses it too.
         let r = try kiln(["copy", "oci:\(tampered):v1", "oci:\(dir.path)/copy:v1"], check: false)
         #expect(r.status == 1 && r.stderr.contains("digest mismatch"), "\(r)")
+    }
+
+    /// A copy that fails midway (a tampered layer, caught by the digest check after its
+    /// bytes were written) into an existing layout holding another image leaves the
+    /// layout byte for byte as it was, and the other image readable by skopeo.
+    @Test func failedCopyIntoAnExistingLayoutLeavesItAsItWas() throws {
+        let dir = try TempDir()
+        let good = try layout(in: dir, blob: entry("f", String(repeating: "good ", count: 20_000)) + end)
+        let out = dir.path + "/shared"
+        try kiln(["copy", "oci:\(good):v1", "oci:\(out):old"])
+        func snapshot() throws -> [String] {
+            try sh("cd '\(out)' && find . -printf '%P %y %s %m\\n' | LC_ALL=C sort && find . -type f -exec sha256sum {} + | LC_ALL=C sort")
+                .stdout.split(separator: "\n").map(String.init)
+        }
+        let before = try snapshot()
+        let tampered = try layout(in: dir, blob: entry("g", String(repeating: "evil ", count: 20_000)) + end) { path in
+            var b = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            b[600] ^= 0x20
+            try Data(b).write(to: URL(fileURLWithPath: path))
+        }
+        let r = try kiln(["copy", "oci:\(tampered):v1", "oci:\(out):new"], check: false)
+        #expect(r.status == 1 && r.stderr.contains("digest mismatch"), "\(r)")
+        #expect(try snapshot() == before)
+        let info = try parseJSON(try run("skopeo", ["inspect", "oci:\(out):old"]).stdout) as! [String: Any]
+        #expect((info["Layers"] as? [String])?.count == 1, "\(info)")
+        // The same copy from an intact image adds its tag beside the old one.
+        let intact = try layout(in: dir, blob: entry("g", String(repeating: "fine ", count: 20_000)) + end)
+        try kiln(["copy", "oci:\(intact):v1", "oci:\(out):new"])
+        _ = try run("skopeo", ["inspect", "oci:\(out):old"])
+        _ = try run("skopeo", ["inspect", "oci:\(out):new"])
     }
 
     @Test func hostileBaseImagesFailTheBuildToo() throws {

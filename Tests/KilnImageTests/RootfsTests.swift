@@ -148,13 +148,57 @@ func tarListing(_ fs: Rootfs, mtime: Int64? = 0) throws -> [TarHeader] {
         rejects({ $0.file("../escape", "x") }, "contains \"..\"")
         rejects({ $0.file("a/../../escape", "x") }, "contains \"..\"")
         rejects({ $0.file("/etc/passwd", "x") }, "absolute name")
-        rejects({ $0.symlink("link", "/etc"); $0.file("link/passwd", "x") }, "which is a symlink")
-        rejects({ $0.symlink("up", "../../.."); $0.dir("up/x") }, "which is a symlink")
         rejects({ $0.file("f", "x"); $0.file("f/g", "y") }, "which is not a directory")
+        rejects({ $0.file("f", "x"); $0.symlink("l", "f"); $0.file("l/g", "y") }, "\"l/g\" is below \"f\", which is not a directory")
+        rejects({ $0.symlink("a", "b"); $0.symlink("b", "a"); $0.file("a/x", "y") }, "too many levels of symbolic links")
+        rejects({ $0.symlink("self", "self/x"); $0.file("self/y", "y") }, "too many levels of symbolic links")
         rejects({ $0.file("dup", "1"); $0.file("./dup", "2") }, "duplicate entry")
         rejects({ $0.hardlink("h", "missing") }, "not in the image")
         rejects({ $0.dir("d"); $0.hardlink("h", "d") }, "directory")
         rejects({ $0.hardlink("h", "../../etc/shadow") }, "contains \"..\"")
+    }
+
+    /// Entries below symlinks land where the symlink leads inside the root, as umoci
+    /// (go-securejoin) unpacks them.
+    @Test func entriesBelowSymlinksResolveInsideTheRoot() throws {
+        var l1 = LayerTar()
+        l1.dir("etc"); l1.file("etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+        l1.symlink("abs", "/etc"); l1.symlink("up", "../../.."); l1.symlink("rel", "usr/lib")
+        l1.symlink("chain", "abs"); l1.symlink("dotdot", "etc/../../../opt")
+        var l2 = LayerTar()
+        l2.file("abs/passwd", "replaced\n")         // ROOT/etc/passwd, never the host's
+        l2.file("up/x", "x")                        // `..` stops at the root: ROOT/x
+        l2.file("up/up/etc/y", "y")                 // ROOT/etc/y
+        l2.file("rel/libz.so", "z")                 // ROOT/usr/lib created on the way
+        l2.file("chain/z", "c")                     // two symlinks: ROOT/etc/z
+        l2.dir("dotdot/sub")                        // ROOT/opt/sub
+        l2.hardlink("h", "abs/passwd")              // the target's parents resolved too
+        l2.hardlink("hs", "abs")                    // a hard link to a symlink links the symlink
+        let fs = try model([l1, l2])
+        #expect(fs.paths == ["abs", "chain", "dotdot", "etc/", "etc/passwd", "etc/y", "etc/z", "h", "hs", "opt/", "opt/sub/",
+                             "rel", "up", "usr/", "usr/lib/", "usr/lib/libz.so", "x"])
+        #expect(try fs.contents(of: "etc/passwd") == Array("replaced\n".utf8))
+        #expect(try fs.contents(of: "h") == Array("replaced\n".utf8))
+        #expect(fs.item(at: "hs") == .symlink("/etc"))
+        // Reading back: parents followed inside the root, the last symlink only by contents.
+        #expect(fs.item(at: "abs") == .symlink("/etc"))
+        #expect(fs.item(at: "up/up/abs/passwd") == .regular(size: 9))
+        #expect(try fs.contents(of: "/chain/passwd") == Array("replaced\n".utf8))
+        #expect(fs.metadata(at: "rel/libz.so")?.mode == 0o644)
+        // A whiteout below a symlink removes what the symlink leads to.
+        var l3 = LayerTar()
+        l3.whiteout("abs/.wh.y")
+        l3.whiteout("up/.wh.x")
+        try fs.apply(tarStream: BufferReader(l3.bytes), what: "layer 3")
+        #expect(fs.item(at: "etc/y") == nil && fs.item(at: "x") == nil)
+        // Written out, every file is inside the directory, and the symlinks are data.
+        let out = tempPath("resolved")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try fs.writeDirectory(at: out, mtime: 0)
+        #expect(try String(contentsOfFile: out + "/etc/passwd", encoding: .utf8) == "replaced\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out + "/abs") == "/etc")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out + "/hs") == "/etc")
+        #expect(FileManager.default.fileExists(atPath: out + "/usr/lib/libz.so"))
     }
 
     @Test func storedLayersAreCheckedAgainstTheirDigests() throws {

@@ -24,14 +24,27 @@ public struct Credentials: Sendable, Equatable, CustomStringConvertible {
 /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. Each file may hold
 /// `auths` (`auth` = base64 of `user:password`, `identitytoken`), `credHelpers`
 /// (registry → `docker-credential-NAME`) and `credsStore` (the default helper).
+///
+/// Answers are remembered per registry and repository for the life of the store (and
+/// its copies), so a credential helper runs once per repository, not once per request.
 public struct CredentialStore: Sendable {
     public var files: [String]
     /// Runs a credential helper: (program, argument, stdin) → stdout.
     public var runHelper: @Sendable (String, String, String) throws -> String
+    private let remembered = LockedBox<[String: Credentials?]>([:])
 
     public init(files: [String], runHelper: @escaping @Sendable (String, String, String) throws -> String = CredentialStore.execHelper) {
         self.files = files
         self.runHelper = runHelper
+    }
+
+    /// `lookup`, asked once per registry and repository; errors are not remembered.
+    public func cachedLookup(registry: String, repository: String?) throws -> Credentials? {
+        let key = registry + "\u{0}" + (repository ?? "")
+        if let known = remembered.get()[key] { return known }
+        let found = try lookup(registry: registry, repository: repository)
+        remembered.update { $0[key] = .some(found) }
+        return found
     }
 
     /// The standard search path from the environment; `authFile` (`--authfile`) comes first.
@@ -61,8 +74,11 @@ public struct CredentialStore: Sendable {
         return k
     }
 
-    /// Credentials for `registry` (and, for containers' auth.json, `registry/repository`
-    /// keys), or nil for anonymous access.
+    /// Credentials for `registry`, or nil for anonymous access. Each file in turn
+    /// (the first with an answer wins): the registry's `credHelpers` entry; then the
+    /// `auths` keys from the most specific down, as containers-auth.json(5) says,
+    /// `registry/ns/repo`, `registry/ns`, then the registry itself (under any of its
+    /// spellings); then `credsStore`.
     public func lookup(registry: String, repository: String? = nil) throws -> Credentials? {
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else { continue }
@@ -70,7 +86,7 @@ public struct CredentialStore: Sendable {
                 throw RegistryError.credentials("\(file) is not valid JSON")
             }
             if let helpers = json["credHelpers"] as? [String: String],
-               let helper = CredentialStore.keys(for: registry).lazy.compactMap({ helpers[$0] }).first {
+               let helper = CredentialStore.keys(for: registry).lazy.compactMap({ helpers[$0] }).first(where: { !$0.isEmpty }) {
                 return try fromHelper(helper, registry: registry)
             }
             if let auths = json["auths"] as? [String: Any] {
@@ -116,8 +132,23 @@ public struct CredentialStore: Sendable {
     /// The credential-helper protocol (docker-credential-helpers): `get` reads the
     /// server URL on stdin and prints `{"ServerURL","Username","Secret"}`; the username
     /// `<token>` means the secret is an identity token.
+    /// A helper that has nothing for the registry answers "credentials not found": nil.
+    /// Asked once per helper and registry (a lookup per repository would ask again).
     func fromHelper(_ name: String, registry: String) throws -> Credentials? {
-        let out = try runHelper("docker-credential-\(name)", "get", registry)
+        let key = "helper\u{0}" + name + "\u{0}" + registry
+        if let known = remembered.get()[key] { return known }
+        let found = try askHelper(name, registry: registry)
+        remembered.update { $0[key] = .some(found) }
+        return found
+    }
+
+    private func askHelper(_ name: String, registry: String) throws -> Credentials? {
+        let out: String
+        do {
+            out = try runHelper("docker-credential-\(name)", "get", DockerConfigFile.key(for: registry))
+        } catch is CredentialHelperNotFound {
+            return nil
+        }
         guard let json = (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any],
               let user = json["Username"] as? String, let secret = json["Secret"] as? String else {
             throw RegistryError.credentials("docker-credential-\(name) gave no credentials for \(registry)")
@@ -127,7 +158,9 @@ public struct CredentialStore: Sendable {
     }
 
     /// Runs `program argument` with `input` on stdin; its stderr is discarded, since
-    /// helpers may echo what they were given.
+    /// helpers may echo what they were given, and so is the stdout of a failure, except
+    /// that docker-credential-helpers' "credentials not found" message becomes
+    /// `CredentialHelperNotFound`.
     public static let execHelper: @Sendable (String, String, String) throws -> String = { program, argument, input in
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -144,17 +177,90 @@ public struct CredentialStore: Sendable {
         let data = stdout.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
+            let said = String(decoding: data.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if said.hasPrefix(CredentialHelperNotFound.message) { throw CredentialHelperNotFound() }
             throw RegistryError.credentials("\(program) \(argument) failed (exit \(p.terminationStatus))")
         }
         return String(decoding: data, as: UTF8.self)
     }
 }
 
+/// A credential helper's answer that it holds nothing for the server (its stdout is
+/// `credentials not found in native keychain`, docker-credential-helpers' ErrCredentialsNotFound).
+public struct CredentialHelperNotFound: Error, CustomStringConvertible {
+    public static let message = "credentials not found in native keychain"
+    public init() {}
+    public var description: String { Self.message }
+}
+
 /// Edits Docker's `config.json` for `kiln login` / `kiln logout`, keeping every other
 /// key as it was. The file is written atomically with mode 0600.
 public struct DockerConfigFile: Sendable {
     public var path: String
-    public init(path: String) { self.path = path }
+    /// Runs a credential helper: (program, argument, stdin) → stdout.
+    public var runHelper: @Sendable (String, String, String) throws -> String
+
+    public init(path: String, runHelper: @escaping @Sendable (String, String, String) throws -> String = CredentialStore.execHelper) {
+        self.path = path
+        self.runHelper = runHelper
+    }
+
+    /// Where `kiln login` keeps credentials for a registry.
+    public enum Place: Sendable, Equatable {
+        /// In the file's `auths`, base64-encoded.
+        case file(String)
+        /// In `docker-credential-NAME`.
+        case helper(String)
+    }
+
+    /// The helper that holds `registry`'s credentials: its `credHelpers` entry, else
+    /// `credsStore`; nil when neither is set (they then go in `auths`), as Docker does.
+    public func helper(for registry: String) throws -> String? {
+        let json = try load()
+        if let helpers = json["credHelpers"] as? [String: String],
+           let h = CredentialStore.keys(for: registry).lazy.compactMap({ helpers[$0] }).first, !h.isEmpty {
+            return h
+        }
+        if let store = json["credsStore"] as? String, !store.isEmpty { return store }
+        return nil
+    }
+
+    /// Saves credentials where `kiln login` should: through the registry's credential
+    /// helper (`store`, with `{"ServerURL","Username","Secret"}` on its stdin, never in
+    /// its arguments) when one is configured, dropping any plain `auths` entry for the
+    /// registry that would otherwise be left behind; else in `auths`.
+    public func login(registry: String, credentials: Credentials) throws -> Place {
+        guard let helper = try helper(for: registry) else {
+            try store(registry: registry, credentials: credentials)
+            return .file(path)
+        }
+        let isToken = credentials.identityToken != nil
+        let payload: [String: String] = [
+            "ServerURL": DockerConfigFile.key(for: registry),
+            "Username": isToken ? "<token>" : credentials.username,
+            "Secret": credentials.identityToken ?? credentials.password,
+        ]
+        let input = String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        _ = try runHelper("docker-credential-\(helper)", "store", input)
+        try removeFromFile(registry: registry)
+        return .helper(helper)
+    }
+
+    /// Forgets `registry`'s credentials: through its helper (`erase`, the server URL on
+    /// stdin) when one is configured, and from `auths`. Returns where they were, or nil
+    /// when there were none.
+    @discardableResult
+    public func logout(registry: String) throws -> Place? {
+        var place: Place?
+        if let helper = try helper(for: registry) {
+            do {
+                _ = try runHelper("docker-credential-\(helper)", "erase", DockerConfigFile.key(for: registry))
+                place = .helper(helper)
+            } catch is CredentialHelperNotFound {}
+        }
+        if try removeFromFile(registry: registry), place == nil { place = .file(path) }
+        return place
+    }
 
     private func load() throws -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return [:] }
@@ -197,9 +303,12 @@ public struct DockerConfigFile: Sendable {
         try save(json)
     }
 
-    /// Removes the registry's entry; returns false when there was none.
+    /// Removes the registry's `auths` entry; returns false when there was none.
     @discardableResult
-    public func remove(registry: String) throws -> Bool {
+    public func remove(registry: String) throws -> Bool { try removeFromFile(registry: registry) }
+
+    @discardableResult
+    func removeFromFile(registry: String) throws -> Bool {
         var json = try load()
         guard var auths = json["auths"] as? [String: Any] else { return false }
         var removed = false

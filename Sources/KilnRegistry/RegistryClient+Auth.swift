@@ -18,12 +18,35 @@ extension RegistryClient {
         "repository:\(repository):" + (push ? "pull,push" : "pull")
     }
 
-    /// The credentials for this registry: `--creds`, else the auth files, looked up once.
+    /// The credentials last used (for error messages), else those for the registry as
+    /// a whole: `--creds`, else the auth files.
     func credentials() throws -> Credentials? {
         if let c = state.get().credentials { return c }
-        let found = try options.credentials ?? options.credentialStore.lookup(registry: registry)
+        return try credentials(scopes: [])
+    }
+
+    /// The credentials for a request needing `scopes`: `--creds`, else the auth files'
+    /// entry for the scopes' repository, the most specific key first
+    /// (containers-auth.json(5): `registry/ns/repo`, `registry/ns`, `registry`). A push
+    /// scope names the repository (a cross-repository mount also asks to pull from the
+    /// source; the destination's credentials are the ones that count).
+    func credentials(scopes: [String]) throws -> Credentials? {
+        let found = try options.credentials
+            ?? options.credentialStore.cachedLookup(registry: registry, repository: Self.repository(of: scopes))
         state.update { $0.credentials = .some(found) }
         return found
+    }
+
+    /// The repository a request is about: the first `repository:NAME:ACTIONS` scope
+    /// that pushes, else the first one (token.md "Requesting a Token").
+    static func repository(of scopes: [String]) -> String? {
+        let repos: [(name: String, push: Bool)] = scopes.compactMap { scope in
+            let parts = scope.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count >= 3, parts[0] == "repository" else { return nil }
+            let name = parts[1..<(parts.count - 1)].joined(separator: ":")
+            return name.isEmpty ? nil : (name, parts.last!.split(separator: ",").contains("push"))
+        }
+        return (repos.first { $0.push } ?? repos.first)?.name
     }
 
     /// The `Authorization` header for a request needing `scopes`, or nil when the
@@ -32,7 +55,7 @@ extension RegistryClient {
         guard let challenge = state.get().challenge else { return nil }
         switch challenge.scheme {
         case "basic":
-            return try credentials()?.basicHeader
+            return try credentials(scopes: scopes)?.basicHeader
         case "bearer":
             let key = Self.scopeKey(scopes)
             if let cached = state.get().tokens[key], cached.expires > Date() { return "Bearer " + cached.token }
@@ -58,7 +81,7 @@ extension RegistryClient {
               let scheme = components.scheme, scheme == "https" || scheme == "http" else {
             throw RegistryError.unauthorized("\(what): the registry's Bearer challenge has no usable realm")
         }
-        let creds = try credentials()
+        let creds = try credentials(scopes: scopes)
         var request: HTTPClientRequest
         if let refresh = creds?.identityToken {
             // OAuth2 refresh-token grant (oauth.md): POST form, scopes space-separated.

@@ -4,10 +4,14 @@ import KilnRegistry
 
 struct Login: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Log in to a registry, saving the credentials in Docker's config.json.",
+        abstract: "Log in to a registry, saving the credentials as Docker's config.json says.",
         discussion: """
-            The credentials are checked against the registry first, then written to \
-            $DOCKER_CONFIG/config.json (or ~/.docker/config.json) with mode 0600; other \
+            The credentials are checked against the registry first, then saved. When \
+            $DOCKER_CONFIG/config.json (or ~/.docker/config.json) names a credential \
+            helper for the registry ("credHelpers") or for all registries ("credsStore"), \
+            they go to docker-credential-NAME (its "store" command, the secret on its \
+            stdin) and any plain entry for the registry is removed from the file; \
+            otherwise they are written in the file's "auths" with mode 0600. Other \
             settings in the file are kept. Prefer --password-stdin: a password in the \
             arguments is visible to other users of the machine.
 
@@ -52,15 +56,17 @@ struct Login: ParsableCommand {
             let client = try RegistryClient(registry: host, options: options)
             try runBlocking { try await client.verifyLogin() }
             let path = CredentialStore.dockerConfigPath()
-            try DockerConfigFile(path: path).store(registry: host, credentials: Credentials(username: username, password: secret))
-            print("Login succeeded: \(host) (credentials saved in \(path))")
+            switch try DockerConfigFile(path: path).login(registry: host, credentials: Credentials(username: username, password: secret)) {
+            case .file(let file): print("Login succeeded: \(host) (credentials saved in \(file))")
+            case .helper(let name): print("Login succeeded: \(host) (credentials saved by docker-credential-\(name))")
+            }
         }
     }
 }
 
 struct Logout: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Remove a registry's saved credentials from Docker's config.json.")
+        abstract: "Remove a registry's saved credentials (Docker's config.json, or its credential helper).")
 
     @Argument(help: "The registry: HOST[:PORT] (default: docker.io).")
     var registry: String = RegistryReference.dockerHub
@@ -69,10 +75,10 @@ struct Logout: ParsableCommand {
         try reportingErrors {
             let host = normalizedRegistry(registry)
             let path = CredentialStore.dockerConfigPath()
-            if try DockerConfigFile(path: path).remove(registry: host) {
-                print("Removed the credentials for \(host) from \(path)")
-            } else {
-                print("Not logged in to \(host)")
+            switch try DockerConfigFile(path: path).logout(registry: host) {
+            case .file(let file): print("Removed the credentials for \(host) from \(file)")
+            case .helper(let name): print("Removed the credentials for \(host) from docker-credential-\(name)")
+            case nil: print("Not logged in to \(host)")
             }
         }
     }

@@ -143,4 +143,115 @@ extension TestRegistry {
         let pulled = try env.kiln(["pull", ref, "-o", src.path + "/img.tar", "--json", "--tls-verify=false"])
         #expect((try parseJSON(pulled.stdout) as! [String: Any])["digest"] as? String == digest)
     }
+
+    /// A registry with htpasswd Basic auth on plain HTTP (loopback): alice's password is
+    /// `password`, and bob's password is `bob-pa55`. The registry reads the file while
+    /// it runs: keep the directory as long as the registry.
+    func htpasswdRegistry(password: String) throws -> (TestRegistry, TempDir) {
+        let auth = try TempDir()
+        try run("/bin/sh", ["-c", "htpasswd -Bbn alice \"$1\" > htpasswd && htpasswd -Bbn bob bob-pa55 >> htpasswd", "sh", password], cwd: auth.path)
+        let reg = try TestRegistry(auth: """
+              htpasswd:
+                realm: kiln-test
+                path: \(auth.path)/htpasswd
+            """)
+        return (reg, auth)
+    }
+
+    /// containers-auth.json(5): `registry/ns/repo`, then `registry/ns`, then `registry`.
+    /// Each level holds different credentials, only some right, so which one was sent
+    /// shows in whether the push is accepted.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/htpasswd"), "needs htpasswd (apache2-utils)"))
+    func perRepositoryAuthEntriesMostSpecificFirst() throws {
+        let (reg, htpasswd) = try htpasswdRegistry(password: "r1ght-pa55")
+        defer { withExtendedLifetime(htpasswd) {} }
+        let env = try KilnEnv()
+        let src = try TempDir()
+        let spec = try writeFilesSpec(in: src)
+        func auth(_ u: String, _ p: String) -> String { #"{"auth":"\#(Data((u + ":" + p).utf8).base64EncodedString())"}"# }
+        let authFile = env.dir.path + "/auth.json"
+        try #"{"auths":{"\#(reg.host)/team/app":\#(auth("alice", "r1ght-pa55")),"\#(reg.host)/team":\#(auth("alice", "wr0ng-team")),"\#(reg.host)":\#(auth("bob", "bob-pa55"))}}"#
+            .write(toFile: authFile, atomically: true, encoding: .utf8)
+        let vars = ["REGISTRY_AUTH_FILE": authFile]
+
+        // team/app: the repository's own entry (right), not team's (wrong).
+        try env.kiln(["build", spec, "--push", "docker://\(reg.host)/team/app:1"], extra: vars)
+        // team/other: team's entry (wrong) wins over the registry's (right).
+        let other = try env.kiln(["build", spec, "--push", "docker://\(reg.host)/team/other:1"], extra: vars, check: false)
+        #expect(other.status == 1 && other.stderr.contains("rejected the credentials"), "\(other)")
+        #expect(!other.stderr.contains("wr0ng-team"))
+        // solo: only the registry's entry matches (bob's, right).
+        try env.kiln(["build", spec, "--push", "docker://\(reg.host)/solo:1"], extra: vars)
+        // teamwork is not below team: the registry's entry again.
+        try env.kiln(["build", spec, "--push", "docker://\(reg.host)/teamwork/x:1"], extra: vars)
+        // A pull follows the same rule (team/other's pull uses team's wrong password).
+        try env.kiln(["pull", "docker://\(reg.host)/team/app:1", "-o", src.path + "/app.tar"], extra: vars)
+        let pull = try env.kiln(["pull", "docker://\(reg.host)/solo:1", "-o", src.path + "/solo.tar"], extra: vars)
+        #expect(pull.status == 0)
+        #expect(try run("skopeo", ["inspect", "--tls-verify=false", "--creds", "alice:r1ght-pa55", "docker://\(reg.host)/team/app:1"]).status == 0)
+    }
+
+    /// `kiln login` through `credsStore`: the secret goes to a credential helper (a real
+    /// one by the protocol: a script on PATH that keeps what it is given in files), never
+    /// into config.json; pushes get it back with `get`; `kiln logout` erases it.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/htpasswd"), "needs htpasswd (apache2-utils)"))
+    func loginAndLogoutThroughACredentialHelper() throws {
+        let (reg, htpasswd) = try htpasswdRegistry(password: "h3lper-pa55")
+        defer { withExtendedLifetime(htpasswd) {} }
+        let env = try KilnEnv()
+        let helpers = try TempDir()
+        try helpers.write("docker-credential-kilntest", fakeCredentialHelper)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: helpers.path + "/docker-credential-kilntest")
+        let path = ["PATH": helpers.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        let config = env.dir.path + "/docker/config.json"
+        try #"{"credsStore":"kilntest","auths":{"\#(reg.host)":{"auth":"\#(Data("alice:stale".utf8).base64EncodedString())"}}}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let src = try TempDir()
+        let spec = try writeFilesSpec(in: src)
+        let ref = "docker://\(reg.host)/helped/app:1"
+
+        let login = try env.kiln(["login", reg.host, "-u", "alice", "--password-stdin"], extra: path, stdin: "h3lper-pa55\n")
+        #expect(login.stdout.contains("docker-credential-kilntest"), "\(login)")
+        #expect(!(login.stdout + login.stderr).contains("h3lper-pa55"))
+        let saved = try String(contentsOfFile: config, encoding: .utf8)
+        #expect(!saved.contains("h3lper-pa55") && !saved.contains(Data("alice:stale".utf8).base64EncodedString()) && saved.contains("kilntest"), "\(saved)")
+        let kept = try String(contentsOfFile: helpers.path + "/cred-" + reg.host.replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: ":", with: "_"), encoding: .utf8)
+        #expect(kept == #"{"Secret":"h3lper-pa55","ServerURL":"\#(reg.host)","Username":"alice"}"#)
+
+        let pushed = try env.kiln(["build", spec, "--push", ref], extra: path)
+        #expect(!(pushed.stdout + pushed.stderr).contains("h3lper-pa55"))
+        try env.kiln(["logout", reg.host], extra: path)
+        let calls = try String(contentsOfFile: helpers.path + "/calls.log", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(calls.first == "store \(reg.host)" && calls.last == "erase \(reg.host)", "\(calls)")
+        // One `get` for the push, however many requests it made.
+        #expect(calls.filter { $0 == "get \(reg.host)" }.count == 1, "\(calls)")
+
+        // Logged out: the helper has nothing, so the push is anonymous and refused.
+        let anon = try env.kiln(["build", spec, "--push", ref], extra: path, check: false)
+        #expect(anon.status == 1 && anon.stderr.contains("kiln login"), "\(anon)")
+        let again = try env.kiln(["logout", reg.host], extra: path)
+        #expect(again.stdout.contains("Not logged in"), "\(again)")
+    }
 }
+
+/// docker-credential-helpers' protocol in sh (as in KilnRegistryTests' AuthTests):
+/// `store` reads {"ServerURL","Username","Secret"}, `get` and `erase` read the server
+/// URL; a missing entry answers "credentials not found in native keychain", exit 1.
+/// Calls are logged as "ACTION URL", never with the secret.
+let fakeCredentialHelper = #"""
+    #!/bin/sh
+    d=$(dirname "$0")
+    in=$(cat)
+    case "$1" in
+    store) url=$(printf '%s' "$in" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p') ;;
+    *) url=$in ;;
+    esac
+    f="$d/cred-$(printf '%s' "$url" | tr -c 'A-Za-z0-9' _)"
+    echo "$1 $url" >> "$d/calls.log"
+    case "$1" in
+    store) printf '%s' "$in" > "$f" ;;
+    get) [ -f "$f" ] || { echo "credentials not found in native keychain"; exit 1; }; cat "$f" ;;
+    erase) [ -f "$f" ] || { echo "credentials not found in native keychain"; exit 1; }; rm "$f" ;;
+    *) exit 1 ;;
+    esac
+    """#

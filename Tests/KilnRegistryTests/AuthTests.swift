@@ -49,6 +49,35 @@ struct AuthTests {
         }
     }
 
+    /// containers-auth.json(5): `registry/ns/repo`, then `registry/ns`, then `registry`;
+    /// the first file with any match wins.
+    @Test func perRepositoryEntriesMostSpecificFirst() throws {
+        func auth(_ u: String) -> String { #"{"auth":"\#(Data((u + ":pw").utf8).base64EncodedString())"}"# }
+        try withFile(#"{"auths":{"r.io/ns/repo":\#(auth("repo")),"r.io/ns":\#(auth("ns")),"r.io":\#(auth("reg")),"r.io/n":\#(auth("n"))}}"#) { (f: String) throws in
+            let store = CredentialStore(files: [f])
+            #expect(try store.lookup(registry: "r.io", repository: "ns/repo")?.username == "repo")
+            #expect(try store.lookup(registry: "r.io", repository: "ns/repo/sub")?.username == "repo")
+            #expect(try store.lookup(registry: "r.io", repository: "ns/other")?.username == "ns")
+            #expect(try store.lookup(registry: "r.io", repository: "ns")?.username == "ns")
+            #expect(try store.lookup(registry: "r.io", repository: "nsx/app")?.username == "reg")
+            #expect(try store.lookup(registry: "r.io", repository: "other")?.username == "reg")
+            #expect(try store.lookup(registry: "r.io")?.username == "reg")
+            #expect(try store.cachedLookup(registry: "r.io", repository: "ns/other")?.username == "ns")
+            // An earlier file's registry-wide entry beats a later file's specific one.
+            try withFile(#"{"auths":{"r.io":\#(auth("first"))}}"#) { (first: String) throws in
+                #expect(try CredentialStore(files: [first, f]).lookup(registry: "r.io", repository: "ns/repo")?.username == "first")
+            }
+        }
+    }
+
+    @Test func requestScopesNameTheRepository() {
+        #expect(RegistryClient.repository(of: []) == nil)
+        #expect(RegistryClient.repository(of: ["repository:a/b:pull"]) == "a/b")
+        // A cross-repository mount: the destination (push) counts.
+        #expect(RegistryClient.repository(of: ["repository:src/x:pull", "repository:dst/y:pull,push"]) == "dst/y")
+        #expect(RegistryClient.repository(of: ["registry:catalog:*", "repository:a:push"]) == "a")
+    }
+
     @Test func credentialHelpers() throws {
         try withFile(#"{"credHelpers":{"h.io":"fake"},"credsStore":"store"}"#) { (f: String) throws in
             let calls = LockedBox<[String]>([])
@@ -88,6 +117,56 @@ struct AuthTests {
         }
     }
 
+    /// A real credential helper (a shell script speaking docker-credential-helpers'
+    /// protocol) that keeps what it is given in files beside it and logs each call.
+    func withHelper(_ body: (_ dir: String, _ run: @escaping @Sendable (String, String, String) throws -> String) throws -> Void) throws {
+        let dir = NSTemporaryDirectory() + "kiln-helper-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try fakeCredentialHelperScript.write(toFile: dir + "/docker-credential-kilntest", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/docker-credential-kilntest")
+        try body(dir) { program, argument, input in try CredentialStore.execHelper(dir + "/" + program, argument, input) }
+    }
+
+    @Test func loginAndLogoutThroughACredentialHelper() throws {
+        try withHelper { helperDir, runHelper in
+            let plain = Data("alice:old".utf8).base64EncodedString()
+            try withFile(#"{"credsStore":"kilntest","credHelpers":{"other.io":""},"auths":{"127.0.0.1:5000":{"auth":"\#(plain)"}}}"#) { (f: String) throws in
+                let file = DockerConfigFile(path: f, runHelper: runHelper)
+                #expect(try file.helper(for: "127.0.0.1:5000") == "kilntest")
+                #expect(try file.login(registry: "127.0.0.1:5000", credentials: Credentials(username: "alice", password: "n3w-secret")) == .helper("kilntest"))
+                #expect(try file.login(registry: "docker.io", credentials: Credentials(username: "bob", password: "hub-pw")) == .helper("kilntest"))
+                // The secret went to the helper's stdin; the plain entry is gone from the file.
+                let config = try String(contentsOfFile: f, encoding: .utf8)
+                #expect(!config.contains(plain) && !config.contains("n3w-secret") && config.contains("credsStore"))
+                let kept = try String(contentsOfFile: helperDir + "/cred-127_0_0_1_5000", encoding: .utf8)
+                #expect(kept == #"{"Secret":"n3w-secret","ServerURL":"127.0.0.1:5000","Username":"alice"}"#)
+
+                let store = CredentialStore(files: [f], runHelper: runHelper)
+                #expect(try store.lookup(registry: "127.0.0.1:5000") == Credentials(username: "alice", password: "n3w-secret"))
+                #expect(try store.lookup(registry: "docker.io") == Credentials(username: "bob", password: "hub-pw"))
+                #expect(try store.lookup(registry: "nobody.io") == nil)
+
+                #expect(try file.logout(registry: "127.0.0.1:5000") == .helper("kilntest"))
+                #expect(try file.logout(registry: "127.0.0.1:5000") == nil)
+                // A store remembers its answers (one helper run per registry): a new one asks again.
+                #expect(try store.lookup(registry: "127.0.0.1:5000") != nil)
+                #expect(try CredentialStore(files: [f], runHelper: runHelper).lookup(registry: "127.0.0.1:5000") == nil)
+                let calls = try String(contentsOfFile: helperDir + "/calls.log", encoding: .utf8).split(separator: "\n")
+                #expect(calls == ["store 127.0.0.1:5000", "store https://index.docker.io/v1/", "get 127.0.0.1:5000",
+                                  "get https://index.docker.io/v1/", "get nobody.io", "erase 127.0.0.1:5000", "erase 127.0.0.1:5000",
+                                  "get 127.0.0.1:5000"])
+            }
+            // A registry's credHelpers entry wins over credsStore; with neither, auths.
+            try withFile(#"{"credHelpers":{"h.io":"kilntest"}}"#) { (f: String) throws in
+                let file = DockerConfigFile(path: f, runHelper: runHelper)
+                #expect(try file.login(registry: "h.io", credentials: Credentials(username: "u", password: "p")) == .helper("kilntest"))
+                #expect(try file.login(registry: "g.io", credentials: Credentials(username: "u", password: "p")) == .file(f))
+                #expect(try CredentialStore(files: [f], runHelper: runHelper).lookup(registry: "h.io")?.password == "p")
+            }
+        }
+    }
+
     @Test func helpers() {
         #expect(RegistryClient.parseRetryAfter("3") == 3)
         #expect(RegistryClient.parseRetryAfter("soon") == nil)
@@ -100,3 +179,24 @@ struct AuthTests {
         #expect("\(e)" == "blob x: HTTP 400 (DIGEST_INVALID: bad)")
     }
 }
+
+/// docker-credential-helpers' protocol in sh: `store` reads {"ServerURL","Username","Secret"},
+/// `get` and `erase` read the server URL; a missing entry answers "credentials not found
+/// in native keychain" and exit 1. Calls are logged as "ACTION URL" (never the secret).
+let fakeCredentialHelperScript = #"""
+    #!/bin/sh
+    d=$(dirname "$0")
+    in=$(cat)
+    case "$1" in
+    store) url=$(printf '%s' "$in" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p') ;;
+    *) url=$in ;;
+    esac
+    f="$d/cred-$(printf '%s' "$url" | tr -c 'A-Za-z0-9' _)"
+    echo "$1 $url" >> "$d/calls.log"
+    case "$1" in
+    store) printf '%s' "$in" > "$f" ;;
+    get) [ -f "$f" ] || { echo "credentials not found in native keychain"; exit 1; }; cat "$f" ;;
+    erase) [ -f "$f" ] || { echo "credentials not found in native keychain"; exit 1; }; rm "$f" ;;
+    *) exit 1 ;;
+    esac
+    """#

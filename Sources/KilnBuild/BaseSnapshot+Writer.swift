@@ -118,6 +118,11 @@ final class SnapshotWriter {
             let fd = try openParent(comps, create: true, what: what)
             defer { close(fd) }
             try remove(fd, target, rel: rel)
+            // Only a whiteout of something below is kept: in a directory that no lower
+            // directory has, overlayfs lists a whiteout as the device it is. So the
+            // result depends on the stack (and is keyed by chain ID).
+            usedBelow = true
+            guard StackView(lowers: below).resolve(rel) != nil else { return }
             guard mknodat(fd, target, S_IFCHR | 0o000, 0) == 0 else {
                 throw BuildError("cannot create the whiteout \(root)/\(rel): \(errnoText()) (overlayfs whiteouts need Linux 5.8 or later without root)")
             }

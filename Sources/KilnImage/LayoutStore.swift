@@ -5,7 +5,9 @@ import KilnArchive
 import KilnOCI
 
 /// Where a sink puts its files: a directory or a single tar file. Both stage their
-/// output and make it appear at once on `commit`, so a failure leaves nothing behind.
+/// output and make it appear at once on `commit`, so a failure leaves nothing behind;
+/// `abort` undoes everything put since the store was opened, and a destination that
+/// already existed (an OCI layout holding other images) is left exactly as it was.
 public protocol LayoutStore: AnyObject {
     /// Streams a new entry whose final name depends on the digest of its bytes.
     /// Returns the digest and size of what `body` wrote. An entry whose name was

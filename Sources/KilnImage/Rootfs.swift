@@ -35,7 +35,10 @@ public struct RootfsLimits: Sendable {
 /// `ImageError` naming the layer and entry: absolute names and `..` in entry names,
 /// entries below a file, symlink loops, duplicates in one layer, hard links to nothing
 /// or to directories, digest and diffID mismatches, and (through the hardened
-/// `TarReader` and decompressors) corrupt, truncated and oversized streams.
+/// `TarReader` and decompressors) corrupt, truncated and oversized streams. Duplicates
+/// are judged by entry name: two names that reach one path through a symlink (`a/f`
+/// and `etc/f` with `a -> etc`) apply in order, the later winning, as with umoci and
+/// `tar -x`; images with merged /usr routinely have `lib/…` and `usr/lib/…` entries.
 public final class Rootfs {
     /// A file system object. Directories hold their children; any other node may sit at
     /// several paths (hard links share the object, as they share an inode).

@@ -179,6 +179,7 @@ public struct CredentialStore: Sendable {
         guard p.terminationStatus == 0 else {
             let said = String(decoding: data.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if said.hasPrefix(CredentialHelperNotFound.message) { throw CredentialHelperNotFound() }
+            if p.terminationStatus == 127 { throw RegistryError.credentials("\(program) is not on PATH (the Docker config names it)") }
             throw RegistryError.credentials("\(program) \(argument) failed (exit \(p.terminationStatus))")
         }
         return String(decoding: data, as: UTF8.self)

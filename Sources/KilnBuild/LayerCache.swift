@@ -10,7 +10,8 @@ import KilnOCI
 /// A layer's key covers every tar header it will have (names, modes, owners, mtimes,
 /// link targets, xattrs) and the identity of every file's content: device, inode, size,
 /// mtime and ctime of host files (as git's index does: a file cannot change without its
-/// ctime changing), the digest of generated and unpacked bytes, and the compression.
+/// ctime changing), the digest of generated and unpacked bytes, and the compression with
+/// its library's version (`Compression.encoderIdentity`).
 /// A hit is not re-read, re-tarred, re-hashed or re-compressed.
 ///
 /// Layout under the root (default `$XDG_CACHE_HOME/kiln`):
@@ -53,7 +54,7 @@ public final class LayerCache: @unchecked Sendable {
     /// The cache key of a layer about to be built.
     public func key(for layer: TreeLayer, compression: Compression, staging: Staging?) throws -> String {
         var h = SHA256Hasher()
-        h.update(Array("kiln-layer-v1 \(compression.rawValue) \(layer.metadataDigest)\n".utf8))
+        h.update(Array("kiln-layer-v1 \(compression.encoderIdentity) \(layer.metadataDigest)\n".utf8))
         for e in layer.entries {
             switch e.source {
             case .host(let path, let size, _)?:

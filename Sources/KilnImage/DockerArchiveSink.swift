@@ -37,24 +37,29 @@ public struct DockerArchiveSink: ImageSink {
     }
 
     /// An archive file at `path`: gzip-compressed when the name ends in `.tar.gz` or
-    /// `.tgz`, as the seed's output, plain otherwise. `docker load` reads either;
-    /// containers/image (skopeo, podman) decompresses on load too, but Debian bookworm's
-    /// 5.23.1 fails on every gzip docker-archive, GNU gzip's included.
+    /// `.tgz`, as the seed's output, zstd-compressed for `.tar.zst` or `.tzst`, plain
+    /// otherwise. `docker load` reads all three; containers/image (skopeo, podman)
+    /// decompresses on load too, but Debian bookworm's 5.23.1 fails on every compressed
+    /// docker-archive, GNU gzip's included.
     public init(path: String) throws {
-        if DockerArchiveSink.wantsGzip(path) {
-            self.init(store: try CompressedTarStore(path: path, compression: .gzip))
+        let compression = DockerArchiveSink.compression(forName: path)
+        if compression != .none {
+            self.init(store: try CompressedTarStore(path: path, compression: compression))
         } else {
             self.init(store: try TarStore(path: path))
         }
     }
 
-    /// Whether an output name asks for a gzip-compressed archive.
-    public static func wantsGzip(_ path: String) -> Bool {
+    /// The whole-archive compression an output name asks for (`.none` for any other name).
+    public static func compression(forName path: String) -> Compression {
         let name = path.lowercased()
-        return name.hasSuffix(".tar.gz") || name.hasSuffix(".tgz")
+        if name.hasSuffix(".tar.gz") || name.hasSuffix(".tgz") { return .gzip }
+        if name.hasSuffix(".tar.zst") || name.hasSuffix(".tzst") { return .zstd }
+        return .none
     }
 
-    /// An archive streamed front to back, for `| podman load`.
+    /// An archive streamed front to back, for `| podman load` (compress the store's
+    /// writer for a compressed stream: `StreamStore(Compression.gzip.writer(out))`).
     public init(streamingTo store: StreamStore) {
         self.store = store
         self.sequential = true

@@ -15,7 +15,8 @@ struct Build: AsyncParsableCommand {
 
             Examples:
               kiln build image.yaml -o hello.tar                 # docker-archive, for docker/podman load
-              kiln build image.yaml -o hello.tar.gz              # the same, gzip-compressed (also .tgz)
+              kiln build image.yaml -o hello.tar.gz              # the same, gzip-compressed (also .tgz; .tar.zst for zstd)
+              kiln build image.yaml --stream --stream-compress zstd > hello.tar.zst
               kiln build image.yaml --format oci -o hello-oci    # OCI layout directory
               kiln build image.yaml --format oci-archive -o hello.oci.tar --tag example/hello:1.0
               kiln build image.yaml --push docker://127.0.0.1:5000/hello:1.0   # straight to a registry
@@ -25,7 +26,7 @@ struct Build: AsyncParsableCommand {
     @Argument(help: "The spec file.")
     var spec: String
 
-    @Option(name: .shortAndLong, help: "Where to write the image (default: NAME.tar, or NAME for --format oci; a docker-archive named .tar.gz or .tgz is gzip-compressed).")
+    @Option(name: .shortAndLong, help: "Where to write the image (default: NAME.tar, or NAME for --format oci; a docker-archive named .tar.gz or .tgz is gzip-compressed, .tar.zst zstd-compressed).")
     var output: String?
 
     @Option(help: "Output format: docker-archive, oci or oci-archive.")
@@ -42,6 +43,9 @@ struct Build: AsyncParsableCommand {
 
     @Flag(help: "Write a docker-archive to stdout while producing it, with no temporary files (kiln build spec.yaml --stream | podman load).")
     var stream = false
+
+    @Option(help: "With --stream: compress the whole archive, gzip or zstd (the spec's `compressor` is the per-layer setting).")
+    var streamCompress: StreamCompression?
 
     @Flag(help: "Fail when the spec's packages are not pinned by a current lock file (for CI).")
     var locked = false
@@ -63,6 +67,12 @@ struct Build: AsyncParsableCommand {
         }
         if stream, output != nil || format != .dockerArchive {
             throw ValidationError("--stream writes a docker-archive to stdout; it takes no -o or --format")
+        }
+        if streamCompress != nil, !stream {
+            throw ValidationError("--stream-compress compresses the --stream output; without --stream, name the file .tar.gz or .tar.zst")
+        }
+        if let output, format != .dockerArchive, DockerArchiveSink.compression(forName: output) != .none {
+            throw ValidationError("-o \(output): a compressed archive name is for docker-archives; --format \(format.rawValue) is compressed per layer (the spec's `compressor`)")
         }
         if let t = tag {
             do { _ = try splitNameTag(t) } catch { throw ValidationError("--tag: \(error)") }
@@ -135,12 +145,14 @@ struct Build: AsyncParsableCommand {
             let stem = spec.name.split(separator: "/").last.map(String.init) ?? "image"
             let out = output ?? (format == .oci ? stem : stem + ".tar")
             let (stream, format, maxLayerSize) = (self.stream, self.format, limits.maxLayerSize.bytes)
+            let streamCompression = streamCompress?.compression ?? Compression.none
             let written = try await OwnThread.run("kiln-build") {
                 let report = try plan.planReport()
                 let image = report.image
                 let written: WrittenImage
                 if stream {
-                    var sink = DockerArchiveSink(streamingTo: StreamStore(FileWriter(fd: 1, path: "<stdout>")))
+                    let stdout = FileWriter(fd: 1, path: "<stdout>")
+                    var sink = DockerArchiveSink(streamingTo: StreamStore(streamCompression.writer(stdout)))
                     sink.maxLayerSize = maxLayerSize
                     written = try sink.write(image)
                 } else {
@@ -182,4 +194,11 @@ func splitNameTag(_ s: String) throws -> (String, String?) {
     try ReferenceGrammar.validateName(name)
     if let tag { try ReferenceGrammar.validateTag(tag) }
     return (name, tag)
+}
+
+/// `--stream-compress`: whole-archive compression of a streamed docker-archive.
+enum StreamCompression: String, ExpressibleByArgument, CaseIterable {
+    case gzip, zstd
+
+    var compression: Compression { self == .gzip ? .gzip : .zstd }
 }

@@ -151,3 +151,26 @@ func writeShellSpec(in dir: TempDir, name: String = "kiln-test/shell", tag: Stri
         #expect(try snapshot(dir.path + "/z") == snapshot(dir.path + "/z2"))
     }
 }
+
+/// Whole-archive compression: `-o NAME.tar.gz` / `.tar.zst` and `--stream --stream-compress`
+/// write the same bytes, which the gzip and zstd tools decompress to the plain archive.
+@Suite struct CompressedArchiveOutputTests {
+    @Test(arguments: [("gzip", "tar.gz", ["gzip", "-dc"]), ("zstd", "tar.zst", ["zstd", "-dc"])])
+    func streamAndFileAreTheSameCompressedArchive(compressor: String, suffix: String, decompress: [String]) throws {
+        let dir = try TempDir()
+        let spec = try writeFilesSpec(in: dir, bigBytes: 300_000)
+        try kiln(["build", spec, "-o", dir.path + "/plain.tar", "--cache-dir", dir.path + "/cache"])
+        try kiln(["build", spec, "-o", dir.path + "/file.\(suffix)", "--cache-dir", dir.path + "/cache"])
+        let streamed = try sh("\(kilnPath) build \(spec) --stream --stream-compress \(compressor) --cache-dir \(dir.path)/cache > \(dir.path)/stream.\(suffix)")
+        #expect(streamed.status == 0)
+        #expect(try dir.bytes("file.\(suffix)") == dir.bytes("stream.\(suffix)"))
+        let unpacked = try sh("\(decompress.joined(separator: " ")) \(dir.path)/file.\(suffix) > \(dir.path)/unpacked.tar")
+        #expect(unpacked.status == 0)
+        #expect(try dir.bytes("unpacked.tar") == dir.bytes("plain.tar"))
+        // Kiln reads its own compressed archives back.
+        let copied = try kiln(["copy", "docker-archive:\(dir.path)/file.\(suffix)", "oci:\(dir.path)/layout:v1", "--json"])
+        let plain = try kiln(["copy", "docker-archive:\(dir.path)/plain.tar", "oci:\(dir.path)/layout2:v1", "--json"])
+        #expect((try parseJSON(copied.stdout) as! [String: Any])["manifestDigest"] as? String
+                == (try parseJSON(plain.stdout) as! [String: Any])["manifestDigest"] as? String)
+    }
+}

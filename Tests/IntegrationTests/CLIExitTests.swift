@@ -27,6 +27,9 @@ import Testing
             (["build", spec, "--push", "docker://127.0.0.1:1/x:bad tag"], "--push"),
             (["copy", "oci:\(dir.path)/a:v1", "oci:\(dir.path)/b:v1", "--max-layer-size", "lots"], "--max-layer-size"),
             (["build", spec, "--max-layer-size", "0"], "--max-layer-size"),
+            (["build", spec, "--format", "oci", "-o", dir.path + "/x.tar.gz"], "a compressed archive name is for docker-archives"),
+            (["build", spec, "--stream-compress", "gzip", "-o", dir.path + "/x"], "--stream-compress compresses the --stream output"),
+            (["build", spec, "--stream", "--stream-compress", "xz"], "--stream-compress"),
         ]
         for c in cases {
             let r = try kiln(c.args, check: false)

@@ -27,7 +27,13 @@ extension FileTree {
                 }
                 let rel = FileTree.normalize(name)
                 if rel.isEmpty { continue }  // "./" itself
-                let dest = root.isEmpty ? rel : root + "/" + rel
+                // A member below a symlink an earlier member made goes through it, as tar
+                // extracts it (the base's symlinks are followed when the item is merged).
+                var dest = root.isEmpty ? rel : root + "/" + rel
+                if let slash = dest.lastIndex(of: "/") {
+                    let parent = try FileTree.resolve(String(dest[..<slash]), followFinal: true) { nodes[$0].map(ViewKind.init) }
+                    dest = (parent.isEmpty ? "" : parent + "/") + dest[dest.index(after: slash)...]
+                }
                 var linkKey: String?
                 if h.kind == .hardlink {
                     var target = h.linkName

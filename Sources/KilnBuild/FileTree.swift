@@ -67,10 +67,10 @@ public struct FileNode: Sendable, Equatable {
 /// image root, no leading or trailing `/`) mapped to nodes. Merging contents,
 /// `perms`, `users` and hard-link detection all operate on this value.
 public struct FileTree: Sendable, Equatable {
-    public private(set) var nodes: [String: FileNode] = [:]
+    public internal(set) var nodes: [String: FileNode] = [:]
     /// Directories that exist only because something below them was inserted; merging
     /// a tree does not let them overwrite the metadata of a directory already there.
-    public private(set) var implicitDirectories: Set<String> = []
+    public internal(set) var implicitDirectories: Set<String> = []
 
     public init() {}
 

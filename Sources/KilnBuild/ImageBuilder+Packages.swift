@@ -19,6 +19,9 @@ struct PackageLayers {
     var unpacked: [(package: FetchedPackage, files: Int, bytes: Int64, license: String?)]
     /// Packages with maintainer scripts that Kiln did not run.
     var withScripts: [String]
+    /// Every package layer and the generated files merged: what the contents above them
+    /// see (and follow the symlinks of).
+    var view = FileTree()
 }
 
 /// Debian's default `PATH` (base-files' /etc/profile and login.defs).
@@ -28,11 +31,35 @@ extension ImageBuilder {
     /// Unpacks the selected packages into layers. A package's layer depends only on the
     /// package (its files, modes, owners and mtimes as shipped), so the same package at
     /// the same version is the same layer in every image, shared in every registry.
+    ///
+    /// On a base, a package its dpkg status lists at the same version is not added again;
+    /// another version of an installed package is an error unless `onConflict: replace`.
+    /// Each package's files are placed through the base's symlinks (and those of the
+    /// packages below it) as dpkg writes through them, but never trimmed file by file.
     func packageLayers(_ selection: PackageSelection, budget: Int, mergedUsr: Bool, base: BaseImage?,
-                       contentTree: FileTree) throws -> PackageLayers {
+                       baseRoot: Rootfs?, contentHasLocaltime: Bool) throws -> PackageLayers {
         let location = spec.keyLocations["packages"].map { "\($0): packages" } ?? "packages"
+        let baseStatus = try baseRoot?.contents(of: "var/lib/dpkg/status", limit: 64 << 20).map { String(decoding: $0, as: UTF8.self) }
+        var installed: [String: InstalledPackage] = [:]
+        if let baseStatus {
+            do {
+                for p in try InstalledPackage.parseStatus(baseStatus) { installed[p.name] = p }
+            } catch {
+                throw BuildError("\(base?.reference ?? "fromImage"): /var/lib/dpkg/status: \(error)")
+            }
+        }
+        var replaced = Set<String>()
+        let wanted = try selection.packages.filter { p in
+            guard let have = installed[p.package.name] else { return true }
+            if have.version.description == p.package.version { return false }
+            guard spec.onConflict == .replace else {
+                throw BuildError("\(location): \(p.package.name) \(p.package.version) would replace \(p.package.name) \(have.version) installed in the base \(base?.reference ?? ""); set `onConflict: replace` to replace it")
+            }
+            replaced.insert(p.package.name)
+            return true
+        }
         // Most depended-on packages lowest in the stack (they change least), then by name.
-        let ordered = selection.packages.sorted { a, b in
+        let ordered = wanted.sorted { a, b in
             a.package.requiredBy.count != b.package.requiredBy.count
                 ? a.package.requiredBy.count > b.package.requiredBy.count : a.package.name < b.package.name
         }
@@ -58,7 +85,7 @@ extension ImageBuilder {
                 guard let control = deb.control else { throw BuildError("\(what): the package has no control file") }
                 if !deb.maintainerScripts.isEmpty { out.withScripts.append(p.package.name) }
                 let unpacked = try FileTree.unpackDebian(deb, what: what, mergedUsr: mergedUsr, staging: staging)
-                layerTree.merge(unpacked.tree)
+                try layerTree.mergeResolving(unpacked.tree, below: ImageView(base: baseRoot, trees: [out.view]))
                 for path in unpacked.packagePaths {
                     let top = path.split(separator: "/").first.map(String.init) ?? ""
                     if FileTree.mergedUsrDirectories.contains(top) { usrTops.insert(top) }
@@ -94,10 +121,13 @@ extension ImageBuilder {
             // package lists get 0, never the spec's `mtime`, so the layer is the same in
             // every image.
             out.layers.append((try layerInput(try TreeLayer(tree: layerTree, mtime: 0)), comment))
+            out.view.merge(layerTree)
         }
-        try addGenerated(to: &out.generated, mergedUsr: mergedUsr, base: base, contentTree: contentTree,
+        try addGenerated(to: &out.generated, mergedUsr: mergedUsr, base: base, baseStatus: baseStatus, replaced: replaced,
+                         contentHasLocaltime: contentHasLocaltime,
                          caInputs: caInputs, hasTzdata: hasTzdata, status: status, infoFiles: infoFiles,
                          selection: selection, usrTops: usrTops)
+        out.view.merge(out.generated)
         return out
     }
 
@@ -114,7 +144,8 @@ extension ImageBuilder {
         return inputs
     }
 
-    private func addGenerated(to tree: inout FileTree, mergedUsr: Bool, base: BaseImage?, contentTree: FileTree,
+    private func addGenerated(to tree: inout FileTree, mergedUsr: Bool, base: BaseImage?, baseStatus: String?,
+                              replaced: Set<String>, contentHasLocaltime: Bool,
                               caInputs: [CACertificates.Input], hasTzdata: Bool, status: [String],
                               infoFiles: [(String, [UInt8])], selection: PackageSelection, usrTops: Set<String>) throws {
         if mergedUsr && base == nil {
@@ -134,20 +165,24 @@ extension ImageBuilder {
                 tree.insert("etc/ssl/certs/" + link.name, FileNode(.symlink(link.target), mode: 0o777))
             }
         }
-        if hasTzdata && contentTree["etc/localtime"] == nil {
+        if hasTzdata && !contentHasLocaltime {
             tree.insert("etc/localtime", FileNode(.symlink("/usr/share/zoneinfo/Etc/UTC"), mode: 0o777))
             tree.insert("etc/timezone", FileNode(.file(.inline(Array("Etc/UTC\n".utf8))), mode: 0o644))
         }
         // On a base that has dpkg's database, the packages join it, so `dpkg -l` lists them.
-        let existing = try base?.rootfs().contents(of: "var/lib/dpkg/status")
-        if existing != nil || spec.configure {
+        if baseStatus != nil || spec.configure {
             if spec.configure, try base?.rootfs().item(at: "usr/bin/dpkg") == nil, !selection.packages.contains(where: { $0.package.name == "dpkg" }) {
                 let loc = spec.keyLocations["configure"].map { "\($0): " } ?? ""
                 throw BuildError("\(loc)configure: the image has no dpkg to run the maintainer scripts (add `dpkg` to packages or build on a base that has it)")
             }
             // Unpacked, not yet configured, when `dpkg --configure -a` is to run.
             let state = spec.configure ? "install ok unpacked" : "install ok installed"
-            var text = String(decoding: existing ?? [], as: UTF8.self)
+            // The base's paragraphs, less those of the packages replaced at another version.
+            var text = (baseStatus ?? "").components(separatedBy: "\n\n").filter { paragraph in
+                let name = paragraph.split(separator: "\n").first { $0.hasPrefix("Package:") }
+                    .map { String($0.dropFirst("Package:".count).drop { $0 == " " || $0 == "\t" }) }
+                return name.map { !replaced.contains($0) } ?? true
+            }.joined(separator: "\n\n")
             if !text.isEmpty && !text.hasSuffix("\n\n") { text += text.hasSuffix("\n") ? "\n" : "\n\n" }
             for paragraph in status {
                 var lines = paragraph.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

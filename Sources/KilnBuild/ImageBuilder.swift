@@ -42,22 +42,61 @@ public struct ImageBuilder {
         let mtime = resolve(spec.effectiveMtime, instant)
 
         let base = try self.base ?? BaseImage.load(spec: spec, staging: staging)
-        var tree = FileTree()
-        // Which content items provide each path: what layering groups by.
-        var provenance: [String: Set<Int>] = [:]
+        // The base's root, flattened once, when contents or packages go on it: their
+        // paths are placed through its symlinks and checked against its files.
+        let baseRoot = try base.flatMap { b in
+            spec.contents.isEmpty && (packages?.packages.isEmpty ?? true) ? nil : try b.rootfs()
+        }
+        // Each item's files at the paths the item names; placed below, after the packages.
+        var itemTrees: [FileTree] = []
         // The files of each `closure:` item at their host paths, for the SBOM.
         var closureFiles: [Int: [String]] = [:]
         for (i, item) in spec.contents.enumerated() {
             var itemTree = FileTree()
             try add(item, index: i, to: &itemTree)
-            for p in itemTree.paths where !itemTree.implicitDirectories.contains(p) {
-                provenance[p, default: []].insert(i)
-            }
-            if item.kind == .closure, item.target == nil {
+            if item.kind == .closure, item.target == nil, !item.isolate {
                 closureFiles[i] = itemTree.paths.filter { !(itemTree[$0]?.isDirectory ?? true) }.sorted()
             }
-            tree.merge(itemTree)
+            itemTrees.append(itemTree)
         }
+        var budget = spec.maxLayers - (base?.image.layers.count ?? 0) - (runAsRootScript == nil ? 0 : 1)
+        var pkg: PackageLayers?
+        var below = ImageView(base: baseRoot)
+        if let packages, !packages.packages.isEmpty {
+            // Packages get what is left after one layer for Kiln's generated files and
+            // one for the other contents.
+            let hasContents = itemTrees.contains { !$0.paths.isEmpty } || !spec.users.isEmpty || !spec.groups.isEmpty
+                || spec.extraCommands != nil
+            let room = budget - 1 - (hasContents ? 1 : 0)
+            guard room >= 1 else {
+                let loc = spec.keyLocations["maxLayers"].map { "\($0): " } ?? ""
+                throw BuildError("\(loc)maxLayers: \(spec.maxLayers) leaves no room for package layers on a base of \(base?.image.layers.count ?? 0)")
+            }
+            let mergedUsr = try base.map(Self.isMergedUsr) ?? true
+            let localtime = itemTrees.contains { $0["etc/localtime"] != nil }
+            let p = try packageLayers(packages, budget: room, mergedUsr: mergedUsr, base: base, baseRoot: baseRoot,
+                                      contentHasLocaltime: localtime)
+            if !p.withScripts.isEmpty {
+                notice("maintainer scripts not run (Kiln unpacks packages without dpkg): \(p.withScripts.sorted().joined(separator: ", "))")
+            }
+            budget -= p.layers.count + 1
+            below.trees = [p.view]
+            pkg = p
+        }
+        // Contents in order, each placed through the symlinks of the base, the packages
+        // and the items before it (FileTree.mergeResolving).
+        var tree = FileTree()
+        // Which content items provide each path: what layering groups by and what the
+        // base checks name.
+        var provenance: [String: Set<Int>] = [:]
+        for (i, itemTree) in itemTrees.enumerated() {
+            let placed = try tree.mergeResolving(itemTree, below: below)
+            for (p, dest) in placed where !itemTree.implicitDirectories.contains(p) && !dest.isEmpty {
+                provenance[dest, default: []].insert(i)
+            }
+        }
+        try checkLaunchers(tree, below: below)
+        if let baseRoot { Self.adoptBaseDirectories(&tree, base: baseRoot) }
         if !spec.users.isEmpty || !spec.groups.isEmpty {
             if let base { try addAccounts(to: &tree, base: base) } else { tree.addUsers(spec.users, groups: spec.groups) }
         }
@@ -67,24 +106,7 @@ public struct ImageBuilder {
         for p in tree.apply(spec.perms) {
             throw BuildError("\(p.location): perms: \"\(p.path)\" matches nothing in the image")
         }
-        var budget = spec.maxLayers - (base?.image.layers.count ?? 0) - (runAsRootScript == nil ? 0 : 1)
-        var pkg: PackageLayers?
-        if let packages, !packages.packages.isEmpty {
-            // Packages get what is left after one layer for Kiln's generated files and
-            // one for the other contents.
-            let room = budget - 1 - (tree.paths.isEmpty ? 0 : 1)
-            guard room >= 1 else {
-                let loc = spec.keyLocations["maxLayers"].map { "\($0): " } ?? ""
-                throw BuildError("\(loc)maxLayers: \(spec.maxLayers) leaves no room for package layers on a base of \(base?.image.layers.count ?? 0)")
-            }
-            let mergedUsr = try base.map(Self.isMergedUsr) ?? true
-            let p = try packageLayers(packages, budget: room, mergedUsr: mergedUsr, base: base, contentTree: tree)
-            if !p.withScripts.isEmpty {
-                notice("maintainer scripts not run (Kiln unpacks packages without dpkg): \(p.withScripts.sorted().joined(separator: ", "))")
-            }
-            budget -= p.layers.count + 1
-            pkg = p
-        }
+        if let baseRoot { try settleAgainstBase(&tree, provenance: provenance, base: baseRoot) }
         guard budget >= 1 else {
             let loc = spec.keyLocations["maxLayers"].map { "\($0): " } ?? ""
             throw BuildError("\(loc)maxLayers: \(spec.maxLayers) leaves no room for new layers on a base of \(base?.image.layers.count ?? 0)")
@@ -190,6 +212,8 @@ public struct ImageBuilder {
                 try tree.addHost(resolvedTop(item.path), at: target, xattrs: spec.xattrs)
             case .archive:
                 try tree.addArchive(item.path, at: item.target ?? "/", staging: staging, xattrs: spec.xattrs, key: key)
+            case .closure where item.isolate:
+                tree.merge(try IsolatedClosure.make(of: item.path, target: item.target, xattrs: spec.xattrs).tree)
             case .closure:
                 try tree.addClosure(of: item.path, target: item.target, xattrs: spec.xattrs)
             }

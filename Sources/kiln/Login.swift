@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnRegistry
 
-struct Login: ParsableCommand {
+struct Login: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Log in to a registry, saving the credentials as Docker's config.json says.",
         discussion: """
@@ -36,8 +36,8 @@ struct Login: ParsableCommand {
     @Option(name: .customLong("cert-dir"), help: "A directory of extra CA certificates to trust.")
     var certDir: String?
 
-    mutating func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrors {
             let host = normalizedRegistry(registry)
             guard let username, !username.isEmpty else { throw ValidationError("give the user name with -u") }
             let secret: String
@@ -54,7 +54,7 @@ struct Login: ParsableCommand {
             options.certDirectory = certDir
             options.credentials = Credentials(username: username, password: secret)
             let client = try RegistryClient(registry: host, options: options)
-            try runBlocking { try await client.verifyLogin() }
+            try await client.verifyLogin()
             let path = CredentialStore.dockerConfigPath()
             switch try DockerConfigFile(path: path).login(registry: host, credentials: Credentials(username: username, password: secret)) {
             case .file(let file): print("Login succeeded: \(host) (credentials saved in \(file))")

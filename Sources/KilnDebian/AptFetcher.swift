@@ -92,12 +92,12 @@ public final class AptFetcher: Sendable {
         if let inRelease = try await fetchSmall(base + "InRelease") {
             url = base + "InRelease"
             fetchedBytes = inRelease
-            text = try await offPool { try GPGVerifier.verifyInRelease(inRelease, keyrings: keyrings, origin: url) }
+            text = try await OwnThread.run("kiln-apt") { try GPGVerifier.verifyInRelease(inRelease, keyrings: keyrings, origin: url) }
         } else if let release = try await fetchSmall(base + "Release") {
             url = base + "Release"
             guard let signature = try await fetchSmall(base + "Release.gpg") else { throw RepositoryError.unsigned(url) }
             fetchedBytes = release
-            text = try await offPool {
+            text = try await OwnThread.run("kiln-apt") {
                 try GPGVerifier.verifyDetached(release: release, signature: signature, keyrings: keyrings, origin: url)
             }
         } else {
@@ -145,7 +145,7 @@ public final class AptFetcher: Sendable {
             }
             let bytes: [UInt8]
             do {
-                bytes = try await offPool {
+                bytes = try await OwnThread.run("kiln-apt") {
                     try Compression.decompressing(FileReader(path: file), limit: 4 << 30).readAll(limit: Int(Int32.max))
                 }
             } catch {
@@ -160,7 +160,7 @@ public final class AptFetcher: Sendable {
                 guard Int64(bytes.count) == plain.size else {
                     throw RepositoryError.sizeMismatch(base + path + " (decompressed)", expected: plain.size, got: Int64(bytes.count))
                 }
-                let got = await offPoolValue { Digest.sha256(bytes).hex }
+                let got = try await OwnThread.run("kiln-apt") { Digest.sha256(bytes).hex }
                 guard got == plain.sha256 else {
                     throw RepositoryError.hashMismatch(base + path + " (decompressed)", expected: plain.sha256, got: got)
                 }
@@ -248,7 +248,7 @@ public final class AptFetcher: Sendable {
         defer { if !adopted { unlink(tmp) } }
         if let path = Self.localPath(url) {
             let box = SinkBox(sink)
-            try await offPool { try self.copyLocal(path, url: url, into: box.sink, progress: progress) }
+            try await OwnThread.run("kiln-apt") { try self.copyLocal(path, url: url, into: box.sink, progress: progress) }
         } else if url.hasPrefix("http://") || url.hasPrefix("https://") {
             try await fetchHTTP(url, into: sink, progress: progress)
         } else {
@@ -260,7 +260,7 @@ public final class AptFetcher: Sendable {
         let got = sink.hasher.finalize().hex
         guard got == sha256 else { throw RepositoryError.hashMismatch(url, expected: sha256, got: got) }
         let box = SinkBox(sink)
-        do { try await offPool { try box.sink.file.sync() } } catch { throw RepositoryError.io(tmp, reason: "\(error)") }
+        do { try await OwnThread.run("kiln-apt") { try box.sink.file.sync() } } catch { throw RepositoryError.io(tmp, reason: "\(error)") }
         let path = try store.adopt(tempFile: tmp, sha256: sha256)
         adopted = true
         return path
@@ -484,20 +484,6 @@ public final class AptFetcher: Sendable {
 
 /// Runs blocking work (gpgv, decompression, local copies, fsync) on a thread of its own,
 /// not on Swift's cooperative pool, as the README's concurrency model asks.
-private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-        let t = Thread { c.resume(with: Result { try body() }) }
-        t.stackSize = 8 << 20
-        t.start()
-    }
-}
-
-private func offPoolValue<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
-        Thread { c.resume(returning: body()) }.start()
-    }
-}
-
 /// Hands a download's sink to the thread that fills it while the task awaits: only one
 /// side touches it at a time.
 private final class SinkBox: @unchecked Sendable {

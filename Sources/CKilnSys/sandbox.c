@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -10,6 +11,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 #include "kiln_sandbox.h"
 
@@ -124,15 +126,46 @@ static void inner(const struct kiln_sandbox *sb, int errfd) {
     fail(errfd, KILN_SB_EXEC);
 }
 
+/* Runs a map helper (newuidmap/newgidmap) for `pid` in the parent; 0 when it exited 0. */
+static int run_map_helper(const char *const *argv, pid_t pid) {
+    char pidtext[24];
+    snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
+    int n = 0;
+    while (argv[n]) n++;
+    const char *args[n + 1];
+    for (int i = 0; i < n; i++) args[i] = i == 1 ? pidtext : argv[i];
+    args[n] = NULL;
+    pid_t h = fork();
+    if (h < 0) return -1;
+    if (h == 0) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) { dup2(null, 0); dup2(null, 1); }
+        execv(args[0], (char *const *)args);
+        _exit(127);
+    }
+    int ws;
+    while (waitpid(h, &ws, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return WIFEXITED(ws) && WEXITSTATUS(ws) == 0 ? 0 : -1;
+}
+
 int kiln_sandbox_run(const struct kiln_sandbox *sb, int *status, int *step, int *err) {
-    int p[2];
+    int p[2], ready[2] = { -1, -1 }, go[2] = { -1, -1 };
+    int helpers = sb->userns && sb->uidmap_argv && sb->gidmap_argv;
     *step = KILN_SB_OK;
     *err = 0;
     if (pipe2(p, O_CLOEXEC) != 0) { *step = KILN_SB_FORK; *err = errno; return -1; }
+    if (helpers && (pipe2(ready, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0)) {
+        *step = KILN_SB_FORK; *err = errno;
+        close(p[0]); close(p[1]);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         *step = KILN_SB_FORK; *err = errno;
         close(p[0]); close(p[1]);
+        if (helpers) { close(ready[0]); close(ready[1]); close(go[0]); close(go[1]); }
         return -1;
     }
     if (pid == 0) {
@@ -142,9 +175,24 @@ int kiln_sandbox_run(const struct kiln_sandbox *sb, int *status, int *step, int 
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (sb->userns) {
             if (unshare(CLONE_NEWUSER) != 0) fail(errfd, KILN_SB_USERNS);
-            if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) fail(errfd, KILN_SB_IDMAP);
-            if (write_file("/proc/self/uid_map", sb->uid_map) != 0) fail(errfd, KILN_SB_IDMAP);
-            if (write_file("/proc/self/gid_map", sb->gid_map) != 0) fail(errfd, KILN_SB_IDMAP);
+            if (helpers) {
+                /* Kiln maps the subordinate range from outside, then says go. */
+                close(ready[0]); close(go[1]);
+                char c = 'r';
+                if (write(ready[1], &c, 1) != 1) fail(errfd, KILN_SB_IDMAP);
+                close(ready[1]);
+                ssize_t n;
+                do { n = read(go[0], &c, 1); } while (n < 0 && errno == EINTR);
+                if (n != 1 || c != 'g') { errno = EPERM; fail(errfd, KILN_SB_IDMAP); }
+                close(go[0]);
+                if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) fail(errfd, KILN_SB_IDMAP);
+                /* The caller's supplementary groups are unmapped here (nogroup): drop them. */
+                setgroups(0, NULL);
+            } else {
+                if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) fail(errfd, KILN_SB_IDMAP);
+                if (write_file("/proc/self/uid_map", sb->uid_map) != 0) fail(errfd, KILN_SB_IDMAP);
+                if (write_file("/proc/self/gid_map", sb->gid_map) != 0) fail(errfd, KILN_SB_IDMAP);
+            }
         }
         int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
         if (!sb->network) flags |= CLONE_NEWNET;
@@ -169,6 +217,20 @@ int kiln_sandbox_run(const struct kiln_sandbox *sb, int *status, int *step, int 
         _exit(WEXITSTATUS(ws));
     }
     close(p[1]);
+    if (helpers) {
+        close(ready[1]); close(go[0]);
+        char c;
+        ssize_t n;
+        do { n = read(ready[0], &c, 1); } while (n < 0 && errno == EINTR);
+        close(ready[0]);
+        /* n != 1: the child failed before; the error pipe says why. */
+        if (n == 1) {
+            c = run_map_helper(sb->uidmap_argv, pid) == 0 && run_map_helper(sb->gidmap_argv, pid) == 0 ? 'g' : 'n';
+            ssize_t w = write(go[1], &c, 1);
+            (void)w;
+        }
+        close(go[1]);
+    }
     int msg[2] = { 0, 0 };
     ssize_t got = 0;
     while (got < (ssize_t)sizeof msg) {

@@ -90,7 +90,7 @@ extension ImageBuilder {
         var h = SHA256Hasher()
         func line(_ s: String) { h.update(Array((s + "\n").utf8)) }
         line("kiln-runasroot-v1 sandbox \(RunAsRoot.sandboxVersion)")
-        line(geteuid() == 0 ? "root" : "userns \(geteuid()):\(getegid())")
+        line(geteuid() == 0 ? "root" : "userns \(IDMap.current().description)")
         line("base \(base.flatMap { b in Digest.chainIDs(b.image.layers.map(\.diffID)).last?.description } ?? "none")")
         for input in newLayers {
             switch input {

@@ -60,6 +60,8 @@ public struct RunAsRoot {
             throw BuildError("\(location)runAsRoot: the path \(p) contains `,`, `:` or `\\`, which overlayfs options cannot hold; set TMPDIR (or --cache-dir) to a plain path")
         }
         let userns = geteuid() != 0
+        let idmap = userns ? IDMap.current() : nil
+        let helpers = idmap?.helperArguments
         let view = StackView(lowers: lowers.reversed().map { l in
             l.hasPrefix("/") ? l : (mountDirectory ?? ".") + "/" + l
         })
@@ -98,13 +100,18 @@ public struct RunAsRoot {
         var status: Int32 = 0, step: Int32 = 0, err: Int32 = 0
         let fixed = [merged, options, script, "0 \(geteuid()) 1\n", "0 \(getegid()) 1\n",
                      proc ?? "", dev ?? "", tmp ?? "", mountDirectory ?? ""]
-        let rc: Int32 = withCStrings(fixed + binds + environment) { c in
-            var bindp: [UnsafePointer<CChar>?] = Array(c[fixed.count..<(fixed.count + binds.count)]).map { UnsafePointer($0) }
-            bindp.append(nil)
-            var envp: [UnsafePointer<CChar>?] = Array(c[(fixed.count + binds.count)...]).map { UnsafePointer($0) }
+        let uidArgs = helpers?.uid ?? [], gidArgs = helpers?.gid ?? []
+        let rc: Int32 = withCStrings(fixed + binds + uidArgs + gidArgs + environment) { c in
+            var at = fixed.count
+            func take(_ n: Int) -> [UnsafePointer<CChar>?] {
+                defer { at += n }
+                return Array(c[at..<(at + n)]).map { UnsafePointer($0) } + [nil]
+            }
+            let bindp = take(binds.count), uidp = take(uidArgs.count), gidp = take(gidArgs.count)
+            var envp: [UnsafePointer<CChar>?] = Array(c[at...]).map { UnsafePointer($0) }
             envp.append(nil)
             return envp.withUnsafeBufferPointer { env in
-                bindp.withUnsafeBufferPointer { bp in
+                bindp.withUnsafeBufferPointer { bp in uidp.withUnsafeBufferPointer { up in gidp.withUnsafeBufferPointer { gp in
                     var sb = kiln_sandbox()
                     sb.merged = UnsafePointer(c[0])
                     sb.overlay_options = UnsafePointer(c[1])
@@ -120,8 +127,10 @@ public struct RunAsRoot {
                     sb.network = network ? 1 : 0
                     sb.userns = userns ? 1 : 0
                     sb.log_fd = logFD
+                    sb.uidmap_argv = helpers == nil ? nil : up.baseAddress
+                    sb.gidmap_argv = helpers == nil ? nil : gp.baseAddress
                     return kiln_sandbox_run(&sb, &status, &step, &err)
-                }
+                } } }
             }
         }
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -138,8 +147,9 @@ public struct RunAsRoot {
         }
         if !output.isEmpty { FileHandle.standardError.write(Data(output.utf8)) }
         if scrub { try RunAsRoot.scrub(upper: upper, lower: view) }
-        // In a user namespace the script's root is Kiln's own user on disk.
-        return try RunAsRoot.changes(inUpper: upper, rootOwner: userns ? (geteuid(), getegid()) : nil)
+        // In a user namespace the script's root is Kiln's own user on disk (and its
+        // users 1…N the subordinate range, when there is one).
+        return try RunAsRoot.changes(inUpper: upper, idmap: idmap)
     }
 
     /// `/etc/resolv.conf` and `/etc/hosts` of the host for a script with the network,
@@ -186,6 +196,7 @@ public struct RunAsRoot {
                 + "`sysctl -w user.max_user_namespaces=15000`, or `kernel.apparmor_restrict_unprivileged_userns=0` on Ubuntu), or run kiln as root"
         case KILN_SB_IDMAP.rawValue:
             return "cannot map root in the user namespace (\(reason)); run kiln as root or allow user namespaces"
+                + (IDMap.current().subuid != nil ? " (newuidmap/newgidmap refused the range /etc/subuid and /etc/subgid grant; check them)" : "")
         case KILN_SB_NAMESPACES.rawValue:
             return "the kernel refused to create mount, PID, IPC, UTS and network namespaces (\(reason)); "
                 + (userns ? "enable user namespaces or run kiln as root" : "is kiln running in a container without CAP_SYS_ADMIN? run it with --privileged or as root on the host")
@@ -219,6 +230,10 @@ public struct RunAsRoot {
     /// xattrs (minus overlayfs' own), whiteouts and opaque directories as OCI records.
     /// - Parameter rootOwner: the host uid and gid that stand for root (user namespace).
     public static func changes(inUpper upper: String, rootOwner: (uid: uid_t, gid: gid_t)? = nil) throws -> FileTree {
+        try changes(inUpper: upper, idmap: rootOwner.map { IDMap(uid: $0.uid, gid: $0.gid) })
+    }
+
+    static func changes(inUpper upper: String, idmap: IDMap?) throws -> FileTree {
         var tree = FileTree()
         func walk(_ host: String, _ rel: String) throws {
             for name in try FileSystem.listDirectory(host) {
@@ -257,8 +272,8 @@ public struct RunAsRoot {
                 default:
                     continue  // sockets left behind by daemons the script started
                 }
-                node.uid = rootOwner.map { st.st_uid == $0.uid ? 0 : Int(st.st_uid) } ?? Int(st.st_uid)
-                node.gid = rootOwner.map { st.st_gid == $0.gid ? 0 : Int(st.st_gid) } ?? Int(st.st_gid)
+                node.uid = idmap?.containerUID(st.st_uid) ?? Int(st.st_uid)
+                node.gid = idmap?.containerGID(st.st_gid) ?? Int(st.st_gid)
                 node.xattrs = xattrs
                 tree.insert(r, node)
                 if fmt == S_IFDIR {

@@ -320,3 +320,50 @@ import Glibc
         #expect(seen == (try String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)))
     }
 }
+
+/// Rootless runAsRoot with a subordinate range: ids 1…N of the sandbox are the range
+/// /etc/subuid grants, so owners other than root reach the layer.
+@Suite struct RunAsRootSubordinateIDTests {
+    /// True when nobody (65534), whom the test runs Kiln as, has ranges in both files.
+    static let nobodyHasRanges: Bool = {
+        func has(_ file: String) -> Bool {
+            ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").contains {
+                let f = $0.split(separator: ":")
+                return f.count == 3 && (f[0] == "nobody" || f[0] == "65534") && (Int(f[2]) ?? 0) >= 2000
+            }
+        }
+        return HostCapabilities.unprivilegedUserNamespaces && has("/etc/subuid") && has("/etc/subgid")
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/newuidmap")
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/newgidmap")
+    }()
+
+    @Test(.enabled(if: nobodyHasRanges,
+                   "needs /etc/subuid and /etc/subgid to grant nobody (65534) at least 2000 ids, newuidmap/newgidmap, and unprivileged user namespaces"))
+    func ownersBeyondRootReachTheLayer() throws {
+        let dir = try TempDir()
+        try dir.write("app.yaml", """
+            name: kiln-test/subid
+            tag: v1
+            contents:
+              - closure: /bin/sh
+              - closure: /bin/mkdir
+              - closure: /bin/chown
+              - closure: /bin/cat
+            runAsRoot: |
+              mkdir -p /srv/x
+              echo hi > /srv/x/f
+              chown 1001:1002 /srv/x/f
+              cat /proc/self/uid_map
+            """)
+        try sh("chmod -R a+rwX '\(dir.path)'")
+        let r = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "TMPDIR=\(dir.path)", "HOME=\(dir.path)",
+                                             kilnPath, "build", dir.path + "/app.yaml", "--format", "oci", "-o", dir.path + "/img",
+                                             "--cache-dir", dir.path + "/cache"], check: false)
+        #expect(r.status == 0, "\(r)")
+        let img = try ociImage(dir.path + "/img", tag: "v1")
+        let hex = img.layers.last!.split(separator: ":")[1]
+        let listing = try run("tar", ["-tvzf", "\(dir.path)/img/blobs/sha256/\(hex)"]).stdout
+        #expect(listing.contains("1001/1002") && listing.contains("srv/x/f"), "\(listing)")
+        #expect(!listing.contains("65534"), "\(listing)")
+    }
+}

@@ -15,6 +15,11 @@ struct kiln_sandbox {
     const char *const *envp;     /* the script's environment */
     const char *uid_map;         /* "0 UID 1\n" when userns */
     const char *gid_map;         /* "0 GID 1\n" when userns */
+    /* Rootless with a subordinate range (subuid(5)): instead of writing the maps above,
+       Kiln runs these setuid helpers (newuidmap(1), newgidmap(1)) on the sandbox once
+       it has its user namespace; argv[1] is replaced by its PID. NULL: not used. */
+    const char *const *uidmap_argv;
+    const char *const *gidmap_argv;
     /* mount points below `merged`, already existing in a lower directory */
     const char *proc_dir, *dev_dir, *tmp_dir;
     /* host files bind-mounted read-only into the sandbox: source, target, source,

@@ -30,7 +30,7 @@ enum ViewKind: Equatable {
 /// this build adds before them (package layers, Kiln's generated files), top wins.
 /// Paths are in `FileTree.normalize` form.
 struct ImageView {
-    var base: Rootfs?
+    var base: (any BaseFiles)?
     /// Bottom to top.
     var trees: [FileTree] = []
 

@@ -22,7 +22,7 @@ import KilnOCI
 /// Kiln's dpkg/CA files (`packageLayers`), and what `extraCommands` writes are not.
 extension ImageBuilder {
     /// Directories that the base has take the base's mode and owner.
-    static func adoptBaseDirectories(_ tree: inout FileTree, base: Rootfs) {
+    static func adoptBaseDirectories(_ tree: inout FileTree, base: any BaseFiles) {
         for (p, node) in tree.nodes where node.isDirectory {
             guard base.item(at: p) == .directory, let m = base.metadata(at: p) else { continue }
             tree.update(p) { $0.mode = m.mode; $0.uid = m.uid; $0.gid = m.gid }
@@ -31,7 +31,7 @@ extension ImageBuilder {
 
     /// Leaves out what the base already has and settles conflicts (see above).
     /// `provenance` maps each placed path to the content items that brought it.
-    func settleAgainstBase(_ tree: inout FileTree, provenance: [String: Set<Int>], base: Rootfs) throws {
+    func settleAgainstBase(_ tree: inout FileTree, provenance: [String: Set<Int>], base: any BaseFiles) throws {
         var conflicts: [Int: [String]] = [:]
         var drop: [String] = []
         for p in FileTree.sortedPaths(tree.nodes.keys) {
@@ -61,7 +61,7 @@ extension ImageBuilder {
 
     /// Removes directories left with nothing below them that the base has with the same
     /// mode and owner: the layer would only repeat them.
-    static func pruneDirectoriesAsInBase(_ tree: inout FileTree, base: Rootfs) {
+    static func pruneDirectoriesAsInBase(_ tree: inout FileTree, base: any BaseFiles) {
         var hasChild = Set<String>()
         for p in FileTree.sortedPaths(tree.nodes.keys).reversed() {
             let node = tree[p]!
@@ -77,7 +77,7 @@ extension ImageBuilder {
 
     /// True when `node` is what the base has at `path`: same type, mode and owner, and
     /// for a file the same size and then the same sha256.
-    func sameAsBase(_ node: FileNode, at path: String, have: Rootfs.Item, base: Rootfs) throws -> Bool {
+    func sameAsBase(_ node: FileNode, at path: String, have: Rootfs.Item, base: any BaseFiles) throws -> Bool {
         guard let m = base.metadata(at: path), m.uid == node.uid, m.gid == node.gid else { return false }
         switch (node.content, have) {
         case (.symlink(let a), .symlink(let b)):
@@ -85,8 +85,7 @@ extension ImageBuilder {
         case (.file(let src), .regular(let size)):
             guard m.mode == node.mode & 0o7777, src.size == size, node.xattrs.isEmpty else { return false }
             let mine = try contentDigest(src)
-            let theirs = Digest.sha256(try base.contents(of: path, limit: Int(size)) ?? [])
-            return mine == theirs
+            return try mine == base.fileDigest(at: path)
         default:
             return false
         }

@@ -37,9 +37,9 @@ extension ImageBuilder {
     /// Each package's files are placed through the base's symlinks (and those of the
     /// packages below it) as dpkg writes through them, but never trimmed file by file.
     func packageLayers(_ selection: PackageSelection, budget: Int, mergedUsr: Bool, base: BaseImage?,
-                       baseRoot: Rootfs?, contentHasLocaltime: Bool) throws -> PackageLayers {
+                       baseFiles: (any BaseFiles)?, contentHasLocaltime: Bool) throws -> PackageLayers {
         let location = spec.keyLocations["packages"].map { "\($0): packages" } ?? "packages"
-        let baseStatus = try baseRoot?.contents(of: "var/lib/dpkg/status", limit: 64 << 20).map { String(decoding: $0, as: UTF8.self) }
+        let baseStatus = try base?.rootfs().contents(of: "var/lib/dpkg/status", limit: 64 << 20).map { String(decoding: $0, as: UTF8.self) }
         var installed: [String: InstalledPackage] = [:]
         if let baseStatus {
             do {
@@ -85,7 +85,7 @@ extension ImageBuilder {
                 guard let control = deb.control else { throw BuildError("\(what): the package has no control file") }
                 if !deb.maintainerScripts.isEmpty { out.withScripts.append(p.package.name) }
                 let unpacked = try FileTree.unpackDebian(deb, what: what, mergedUsr: mergedUsr, staging: staging)
-                try layerTree.mergeResolving(unpacked.tree, below: ImageView(base: baseRoot, trees: [out.view]))
+                try layerTree.mergeResolving(unpacked.tree, below: ImageView(base: baseFiles, trees: [out.view]))
                 for path in unpacked.packagePaths {
                     let top = path.split(separator: "/").first.map(String.init) ?? ""
                     if FileTree.mergedUsrDirectories.contains(top) { usrTops.insert(top) }

@@ -42,11 +42,7 @@ public struct ImageBuilder {
         let mtime = resolve(spec.effectiveMtime, instant)
 
         let base = try self.base ?? BaseImage.load(spec: spec, staging: staging)
-        // The base's root, flattened once, when contents or packages go on it: their
-        // paths are placed through its symlinks and checked against its files.
-        let baseRoot = try base.flatMap { b in
-            spec.contents.isEmpty && (packages?.packages.isEmpty ?? true) ? nil : try b.rootfs()
-        }
+        let baseRoot = try baseFiles(base)
         // Each item's files at the paths the item names; placed below, after the packages.
         var itemTrees: [FileTree] = []
         // The files of each `closure:` item at their host paths, for the SBOM.
@@ -74,7 +70,7 @@ public struct ImageBuilder {
             }
             let mergedUsr = try base.map(Self.isMergedUsr) ?? true
             let localtime = itemTrees.contains { $0["etc/localtime"] != nil }
-            let p = try packageLayers(packages, budget: room, mergedUsr: mergedUsr, base: base, baseRoot: baseRoot,
+            let p = try packageLayers(packages, budget: room, mergedUsr: mergedUsr, base: base, baseFiles: baseRoot,
                                       contentHasLocaltime: localtime)
             if !p.withScripts.isEmpty {
                 notice("maintainer scripts not run (Kiln unpacks packages without dpkg): \(p.withScripts.sorted().joined(separator: ", "))")
@@ -150,6 +146,18 @@ public struct ImageBuilder {
     var runAsRootScript: String? {
         guard spec.configure, let packages, !packages.packages.isEmpty else { return spec.runAsRoot }
         return "dpkg --configure -a\n" + (spec.runAsRoot ?? "")
+    }
+
+    /// What the contents are placed through and checked against, when contents or
+    /// packages go on a base: the flattened root when the build reads the base's bytes
+    /// anyway (packages, accounts, runAsRoot), else the base's listing, kept per layer
+    /// in the cache (`BaseListing`), so a base seen before is not read again.
+    func baseFiles(_ base: BaseImage?) throws -> (any BaseFiles)? {
+        guard let base, !spec.contents.isEmpty || !(packages?.packages.isEmpty ?? true) else { return nil }
+        if !(packages?.packages.isEmpty ?? true) || !spec.users.isEmpty || !spec.groups.isEmpty || runAsRootScript != nil {
+            return try base.rootfs()
+        }
+        return try BaseListing.load(base.image.layers, cacheRoot: cache?.root, what: base.reference)
     }
 
     /// True when the base keeps `/bin` as a symlink into `/usr` (Debian 12 and later).

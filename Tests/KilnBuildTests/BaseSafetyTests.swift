@@ -1,6 +1,7 @@
 import Foundation
 import KilnArchive
 import KilnImage
+import KilnOCI
 import Testing
 @testable import KilnBuild
 
@@ -315,5 +316,77 @@ private func file(_ bytes: String, mode: UInt32 = 0o644) -> FileNode {
         } catch let e as BuildError {
             #expect(e.message == "closure: \(s.path)/script is not an ELF file")
         }
+    }
+}
+
+/// An uncompressed layer tar on disk.
+private struct TarFileLayer: StoredLayer {
+    let path: String
+    let descriptor: Descriptor
+    let diffID: Digest
+    init(_ path: String) throws {
+        self.path = path
+        let bytes = try FileReader(path: path).readAll(limit: 1 << 30)
+        diffID = Digest.sha256(bytes)
+        descriptor = Descriptor(mediaType: "application/vnd.oci.image.layer.v1.tar", digest: diffID, size: Int64(bytes.count))
+    }
+    func openBlob() throws -> ByteReader { try FileReader(path: path) }
+    var localFile: String? { nil }
+    var tarsum: String? { nil }
+}
+
+@Suite struct BaseListingTests {
+    /// Two layers: the merged-/usr base, then one that whites out `etc/os-release`, makes
+    /// `usr/lib/x86_64-linux-gnu` opaque (only `fresh` left) and adds a hard link.
+    func layers(_ s: BaseSafetyScratch) throws -> [any StoredLayer] {
+        _ = try makeBase(s)
+        try s.sh("""
+            mkdir -p up/etc up/usr/lib/x86_64-linux-gnu
+            : > up/etc/.wh.os-release
+            : > up/usr/lib/x86_64-linux-gnu/.wh..wh..opq
+            printf fresh > up/usr/lib/x86_64-linux-gnu/fresh
+            ln up/usr/lib/x86_64-linux-gnu/fresh up/usr/lib/x86_64-linux-gnu/fresh-link
+            tar --sort=name --owner=0 --group=0 --numeric-owner -C up -cf up.tar .
+            """)
+        return [try TarFileLayer(s.path + "/base.tar"), try TarFileLayer(s.path + "/up.tar")]
+    }
+
+    @Test func theListingAnswersAsTheFlattenedRootDoes() throws {
+        let s = BaseSafetyScratch()
+        let l = try layers(s)
+        let listing = try BaseListing.load(l, cacheRoot: nil, what: "base")
+        let fs = try Rootfs(spoolDirectory: s.path + "/spool2")
+        for (i, layer) in l.enumerated() { try fs.apply(layer, what: "layer \(i)") }
+        for p in ["lib", "var/run", "tmp", "etc/os-release", "usr/lib/x86_64-linux-gnu/libc.so.6",
+                  "usr/lib/x86_64-linux-gnu/fresh", "usr/lib/x86_64-linux-gnu/fresh-link", "usr/bin/sh", "nothing"] {
+            #expect(listing.item(at: p) == fs.item(at: p), "\(p)")
+            #expect(listing.metadata(at: p)?.mode == fs.metadata(at: p)?.mode, "\(p)")
+            #expect(try listing.fileDigest(at: p) == fs.fileDigest(at: p), "\(p)")
+        }
+        #expect(listing.item(at: "etc/os-release") == nil)
+        #expect(listing.item(at: "tmp") == .directory && listing.metadata(at: "tmp")?.mode == 0o1777)
+    }
+
+    @Test func eachLayersListingIsKeptByDiffIDAndReadBack() throws {
+        let s = BaseSafetyScratch()
+        let l = try layers(s)
+        let cache = s.path + "/cache"
+        #expect(!BaseListing.isCached(l, cacheRoot: cache))
+        let first = try BaseListing.load(l, cacheRoot: cache, what: "base")
+        #expect(BaseListing.isCached(l, cacheRoot: cache))
+        // The layers are not read again: a listing from the cache alone answers the same.
+        try s.sh("mv base.tar base.tar.gone && mv up.tar up.tar.gone")
+        let again = try BaseListing.load(l, cacheRoot: cache, what: "base")
+        for p in ["lib", "tmp", "usr/lib/x86_64-linux-gnu/fresh", "etc/os-release"] {
+            #expect(again.item(at: p) == first.item(at: p))
+            #expect(try again.fileDigest(at: p) == first.fileDigest(at: p))
+        }
+    }
+
+    @Test func aLayerWhoseBytesDoNotMatchItsDiffIDIsRefused() throws {
+        let s = BaseSafetyScratch()
+        let l = try layers(s)
+        try s.sh("printf x >> base.tar")
+        #expect(throws: BuildError.self) { try BaseListing.load(l, cacheRoot: nil, what: "base") }
     }
 }

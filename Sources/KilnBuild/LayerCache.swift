@@ -100,7 +100,12 @@ public final class LayerCache: @unchecked Sendable {
         try file.sync()
         let descriptor = Descriptor(mediaType: layerMediaType(compression), digest: compressed.digest, size: compressed.count)
         let blob = blobPath(descriptor.digest)
+        // Named points where tests kill the build (see `testPauseHook`), one per state
+        // the cache can be left in: the blob written but not in place, in place without
+        // its entry, the entry written but not in place.
+        if let hook = testPauseHook, hook == "cache-blob-written" { testPause(hook) }
         guard rename(tmp, blob) == 0 else { throw BuildError("cache: cannot store \(blob): \(String(cString: strerror(errno)))") }
+        if let hook = testPauseHook, hook == "cache-blob-stored" { testPause(hook) }
         let entry = Entry(descriptor: descriptor, diffID: uncompressed.digest, uncompressedSize: uncompressed.count,
                           tarsum: tarsum?.finish())
         let meta = try CanonicalJSON.encode(entry)
@@ -109,6 +114,7 @@ public final class LayerCache: @unchecked Sendable {
         let w = try FileWriter(creating: metaTmp)
         try w.write(meta)
         try w.sync()
+        if let hook = testPauseHook, hook == "cache-entry-written" { testPause(hook) }
         guard rename(metaTmp, "\(root)/layers/\(key).json") == 0 else {
             throw BuildError("cache: cannot store \(key): \(String(cString: strerror(errno)))")
         }

@@ -96,22 +96,27 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: cache + "/blobs/sha256").isEmpty)
     }
 
-    /// Waits for `build` to start writing a file into `cache`/tmp, waits `delay` µs
-    /// more, and kills it with SIGKILL. True when the kill landed mid-write: the build
-    /// died of the signal and its temporary file is still there (a build that finishes
-    /// its write renames or removes it).
-    func killWhileWritingToCache(_ build: Process, cache: String, after delay: UInt32) throws -> Bool {
-        let tmp = cache + "/tmp"
-        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [])
-        func newTemporaries() -> Set<String> {
-            Set((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []).subtracting(before)
-        }
+    /// Starts `kiln args` with `KILN_TEST_PAUSE_AT=point`, waits until it says it stopped
+    /// there, and kills it with SIGKILL: a kill at a known point, not a hoped-for moment.
+    func killAt(_ point: String, _ args: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: kilnPath)
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(["KILN_TEST_PAUSE_AT": point]) { $1 }
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        var said = ""
         let deadline = Date().addingTimeInterval(120)
-        while build.isRunning, newTemporaries().isEmpty, Date() < deadline { usleep(500) }
-        if delay > 0 { usleep(delay) }
-        kill(build.processIdentifier, SIGKILL)
-        build.waitUntilExit()
-        return build.terminationReason == .uncaughtSignal && !newTemporaries().isEmpty
+        while !said.contains("kiln: test pause at \(point)"), p.isRunning, Date() < deadline {
+            let chunk = err.fileHandleForReading.availableData
+            said += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(said.contains("kiln: test pause at \(point)"), "the build never reached \(point): \(said)")
+        #expect(p.terminationReason == .uncaughtSignal)
     }
 
     /// Every entry in the cache's `layers/` names a blob that exists with its recorded size.
@@ -142,26 +147,20 @@ import Testing
             try p.run()
             return p
         }
-        // kill -9 while the layer is being written into the cache, at several moments
-        // after its temporary file appears; each time nothing valid-looking may stay
-        // behind. A kill that lands after the write proves nothing, so the test
-        // counts the kills that left the build's temporary file in cache/tmp (the build
-        // died mid-write) and fails if none did.
-        var landed: [UInt32] = []
-        for delay: UInt32 in [0, 20_000, 100_000, 300_000, 5_000, 50_000, 200_000, 1_000] where landed.count < 3 {
-            let p = try start(dir.path + "/killed")
-            let killedMidWrite = try killWhileWritingToCache(p, cache: cache, after: delay)
-            try? FileManager.default.removeItem(atPath: dir.path + "/killed")
-            if killedMidWrite {
-                landed.append(delay)
-                try expectEveryCacheEntrySound(cache)
-            } else {
-                // The build got past its write (or never started one): start again from
-                // an empty cache so the next try has a layer to write.
-                try? FileManager.default.removeItem(atPath: cache)
-            }
+        // kill -9 at each named point of a cache write: the blob written but not in
+        // place, in place without its entry, the entry written but not in place. After
+        // each, every entry is sound and the next build gives the right image.
+        let reference = try kiln(["build", spec, "--format", "oci", "-o", dir.path + "/reference", "--no-cache", "--json"])
+        let want = (try parseJSON(reference.stdout) as! [String: Any])["manifestDigest"] as? String
+        for point in ["cache-blob-written", "cache-blob-stored", "cache-entry-written"] {
+            try? FileManager.default.removeItem(atPath: cache)
+            try killAt(point, ["build", spec, "--format", "oci", "-o", dir.path + "/killed", "--cache-dir", cache])
+            try expectEveryCacheEntrySound(cache)
+            #expect(!FileManager.default.fileExists(atPath: dir.path + "/killed"), "\(point): a half-written output")
+            let after = try kiln(["build", spec, "--format", "oci", "-o", dir.path + "/after-\(point)", "--cache-dir", cache, "--json"])
+            #expect((try parseJSON(after.stdout) as! [String: Any])["manifestDigest"] as? String == want, "\(point)")
+            try expectEveryCacheEntrySound(cache)
         }
-        #expect(!landed.isEmpty, "no kill -9 landed while the layer was being written into the cache")
         // Two builds at once on the same cache.
         let p1 = try start(dir.path + "/p1"), p2 = try start(dir.path + "/p2")
         p1.waitUntilExit()

@@ -8,6 +8,15 @@ let packageRoot: String = {
     return url.path
 }()
 
+/// The cache root the tests' kiln runs use by default (`XDG_CACHE_HOME`): private to
+/// this test process, removed when it exits.
+let testCacheHome: String = {
+    let path = NSTemporaryDirectory() + "kiln-test-cache-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    atexit { _ = try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "kiln-test-cache-\(getpid())") }
+    return path
+}()
+
 /// The `kiln` binary under test: `$KILN`, or the debug build `scripts/test` makes.
 let kilnPath: String = ProcessInfo.processInfo.environment["KILN"] ?? packageRoot + "/.build/debug/kiln"
 
@@ -38,6 +47,9 @@ func run(_ exe: String, _ args: [String], cwd: String? = nil, env: [String: Stri
     p.arguments = exe.hasPrefix("/") ? args : [exe] + args
     if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
     var environment = ProcessInfo.processInfo.environment
+    // Never the user's cache (~/.cache/kiln): one of the test run's own, unless the
+    // test names one (`--cache-dir` on the command line wins over both).
+    environment["XDG_CACHE_HOME"] = testCacheHome
     for (k, v) in env { environment[k] = v }
     p.environment = environment
     p.standardInput = stdinFile.flatMap { FileHandle(forReadingAtPath: $0) } ?? FileHandle.nullDevice

@@ -57,6 +57,8 @@ struct Build: AsyncParsableCommand {
 
     @OptionGroup var cacheOptions: CacheOptions
 
+    @OptionGroup var cacheRepoOptions: CacheRepoOptions
+
     @OptionGroup var registry: RegistryFlags
 
     @OptionGroup var limits: LayerLimitOptions
@@ -76,6 +78,9 @@ struct Build: AsyncParsableCommand {
         }
         if let t = tag {
             do { _ = try splitNameTag(t) } catch { throw ValidationError("--tag: \(error)") }
+        }
+        if try cacheRepoOptions.reference() != nil, cacheOptions.noCache {
+            throw ValidationError("--cache-repo takes layers into the local cache and pushes from it: it does not go with --no-cache")
         }
     }
 
@@ -97,13 +102,19 @@ struct Build: AsyncParsableCommand {
             defer { staging.remove() }
             let cache = try cacheOptions.open()
             // A registry base is resolved once per build. Pushing to the base's own
-            // registry, a build that reads no base file needs none of its layers: they
-            // are mounted there.
+            // registry, a build that reads no base file (nor, for the checks of its
+            // contents, a layer whose listing is not cached yet) needs none of its
+            // layers: they are mounted there.
             let pushRef = try push.map { try RegistryReference(parsing: $0) }
             let baseRegistry = try BaseImage.registryReference(of: spec).flatMap { try? RegistryReference(parsing: $0) }?.registry
-            let needBaseLayers = pushRef == nil || pushRef?.registry != baseRegistry || buildReadsBaseFiles(spec)
-            let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: json, fetchLayers: needBaseLayers)
+            let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: json, fetchLayers: false)
             defer { registrySource?.removeSpool() }
+            if let registrySource {
+                let layers = try registrySource.image().layers
+                let needBaseLayers = pushRef == nil || pushRef?.registry != baseRegistry || buildReadsBaseFiles(spec)
+                    || ImageBuilder.contentChecksReadBaseLayers(spec, layers: layers, cacheRoot: cache?.root)
+                if needBaseLayers { try await fetchBaseLayers(registrySource, spec: spec) }
+            }
             // The base is opened on a pipeline thread (a local one may be decompressed, its
             // dpkg status read), with the package planner that needs it.
             let (base, planner) = try await OwnThread.run("kiln-base") {
@@ -122,12 +133,26 @@ struct Build: AsyncParsableCommand {
             }
             // A docker-archive stores plain tars: cache and hand over those.
             if push == nil && (stream || format == .dockerArchive) { builder.layerCompression = Compression.none }
+            let cacheRepo = try cacheRepoOptions.reference().map { try CacheRepo(reference: $0, options: try registry.options(json: json)) }
+            defer { cacheRepo?.remove() }
+            if let cacheRepo {
+                if builder.canDeferLayers {
+                    builder.deferLayerMisses = true
+                } else {
+                    notice("cache repo \(cacheRepo.name): not used by a build with runAsRoot (its layers are built here)")
+                }
+            }
             let sbomPath = sbom
             let plan = builder
+            let (report, builtForRepo) = try await planImage(plan, cacheRepo: cacheRepo, pushTo: pushRef)
+            let pushCache = { (mountFrom: String?) async in
+                if let cacheRepo, !cacheRepoOptions.cacheRepoReadonly {
+                    await pushToCacheRepo(cacheRepo, builtForRepo, mountFrom: mountFrom)
+                }
+            }
             if let pushRef {
                 let sink = try RegistrySink(reference: pushRef, options: try registry.options(json: json))
                 let (prepared, sbomBytes) = try await OwnThread.run("kiln-build") {
-                    let report = try plan.planReport()
                     let prepared = try sink.prepare(report.image)
                     let written = prepared.written
                     let sbom = try sbomPath.map { _ in
@@ -139,6 +164,8 @@ struct Build: AsyncParsableCommand {
                 let written = try await sink.upload(prepared).image
                 // The SBOM describes the pushed image: written once the push succeeded.
                 if let sbomPath, let sbomBytes { try FileSystem.writeAtomically(sbomBytes, to: sbomPath) }
+                // The new layers are in the pushed repository now: the cache repo mounts them from there.
+                await pushCache(cacheRepo?.registry == pushRef.registry ? pushRef.repository : nil)
                 if json { print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self)) } else { try reportPush(written, json: false) }
                 return
             }
@@ -147,7 +174,6 @@ struct Build: AsyncParsableCommand {
             let (stream, format, maxLayerSize) = (self.stream, self.format, limits.maxLayerSize.bytes)
             let streamCompression = streamCompress?.compression ?? Compression.none
             let written = try await OwnThread.run("kiln-build") {
-                let report = try plan.planReport()
                 let image = report.image
                 let written: WrittenImage
                 if stream {
@@ -173,6 +199,7 @@ struct Build: AsyncParsableCommand {
                 }
                 return written
             }
+            await pushCache(nil)
             if stream { return }
             if json {
                 print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))

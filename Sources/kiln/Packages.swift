@@ -82,6 +82,19 @@ func openRegistryBase(spec: Spec, registry: RegistryFlags, json: Bool,
     }
 }
 
+/// Downloads the layers of a registry base (`openRegistryBase(…, fetchLayers: false)`),
+/// with errors named as `openRegistryBase` names them.
+func fetchBaseLayers(_ source: RegistrySource, spec: Spec) async throws {
+    do {
+        try await source.fetchLayers()
+    } catch {
+        let location = spec.keyLocations["fromImage"].map { "\($0): " } ?? ""
+        let from = spec.fromImage ?? "\(source.reference)"
+        let message = oneLine("\(error)")
+        throw BuildError("\(location)fromImage: " + (message.contains(source.reference.name) ? message : "\(from): \(message)"))
+    }
+}
+
 /// The base image: the registry one `openRegistryBase` opened, else the local one the
 /// spec names (read by KilnBuild), else none. Synchronous: run it on a pipeline thread.
 func openBase(spec: Spec, staging: Staging, registrySource: RegistrySource?) throws -> BaseImage? {

@@ -19,6 +19,9 @@ public struct ImageBuilder {
     /// The compression of the layers handed to the sink, when the sink wants another
     /// than the spec's (a docker-archive stores plain tars).
     public var layerCompression: Compression?
+    /// Hold layers the local cache lacks back instead of building them, for a cache
+    /// repo to be asked first (see ImageBuilder+RemoteCache.swift).
+    public var deferLayerMisses = false
 
     public init(spec: Spec, staging: Staging) {
         self.spec = spec
@@ -174,6 +177,7 @@ public struct ImageBuilder {
         guard let cache else { return .produced(layer, c) }
         let key = try cache.key(for: layer, compression: c, staging: staging)
         if let hit = cache.lookup(key) { return .stored(hit) }
+        if deferLayerMisses { return .produced(DeferredLayer(layer: layer, compression: c, localKey: key), c) }
         return .stored(try cache.store(layer, compression: c, key: key))
     }
 

@@ -153,6 +153,7 @@ struct Build: AsyncParsableCommand {
             if let pushRef {
                 let sink = try RegistrySink(reference: pushRef, options: try registry.options(json: json))
                 let (prepared, sbomBytes) = try await OwnThread.run("kiln-build") {
+                    let report = report.value
                     let prepared = try sink.prepare(report.image)
                     let written = prepared.written
                     let sbom = try sbomPath.map { _ in
@@ -174,6 +175,7 @@ struct Build: AsyncParsableCommand {
             let (stream, format, maxLayerSize) = (self.stream, self.format, limits.maxLayerSize.bytes)
             let streamCompression = streamCompress?.compression ?? Compression.none
             let written = try await OwnThread.run("kiln-build") {
+                let report = report.value
                 let image = report.image
                 let written: WrittenImage
                 if stream {

@@ -1,0 +1,213 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KilnArchive
+import KilnImage
+import KilnOCI
+
+/// A layer cache kept in a registry repository (`kiln build --cache-repo`), as kaniko's
+/// `--cache-repo`: every layer a build made is pushed there with a tiny OCI artifact
+/// manifest tagged `kiln-cache-<portable key>`, whose one layer descriptor is the layer
+/// blob, annotated with its diffID, uncompressed size and (plain tars) tarsum; its config
+/// is the OCI empty descriptor (image-spec manifest.md "Guidelines for Artifact Usage").
+///
+/// One tag per key: writers never read-modify-write a shared index, so two builds
+/// pushing at once cannot lose each other's entries (the same key from two machines is
+/// the same layer; the last manifest written wins and both are right). Nothing a
+/// repo says is trusted further than it can be checked: a blob is verified against its
+/// digest and size as it is downloaded (`BlobSpool`), and a manifest that is not one
+/// of these artifacts, or whose diffID does not parse, is a miss.
+public final class CacheRepo: Sendable {
+    public static let artifactType = "application/vnd.kiln.layer-cache.v1+json"
+    /// The OCI empty descriptor: `{}`.
+    static let emptyConfig = Descriptor(mediaType: "application/vnd.oci.empty.v1+json",
+                                        digest: Digest.sha256(Array("{}".utf8)), size: 2)
+    enum Annotation {
+        static let key = "dev.kiln.cache.key"
+        static let diffID = "dev.kiln.cache.diff-id"
+        static let uncompressedSize = "dev.kiln.cache.uncompressed-size"
+        static let tarsum = "dev.kiln.cache.tarsum"
+    }
+
+    /// The tag of a key's manifest (a tag has at most 128 characters: this one 75).
+    public static func tag(for key: String) -> String { "kiln-cache-" + key }
+
+    public let registry: String
+    public let repository: String
+    public let client: RegistryClient
+    /// Where verified blobs land.
+    public let spool: BlobSpool
+    /// `HOST/REPO`.
+    public var name: String { "\(registry)/\(repository)" }
+
+    public init(reference: RegistryReference, options: RegistryOptions) throws {
+        registry = reference.registry
+        repository = reference.repository
+        client = try RegistryClient(registry: registry, options: options)
+        spool = try BlobSpool(client: client, repository: repository)
+    }
+
+    /// Deletes downloaded blobs (those taken into the local cache are linked or copied there).
+    public func remove() { spool.remove() }
+
+    /// A layer the repo has under a key.
+    public struct Hit: Sendable {
+        public let layer: RegistryLayer
+        public let tarsum: String?
+        public let uncompressedSize: Int64?
+    }
+
+    /// Looks `keys` up, a few at a time: a missing tag is a miss; so is any other
+    /// failure (the cache only saves work), reported once through `warn`.
+    public func lookup(_ keys: [String], warn: @escaping @Sendable (String) -> Void) async -> [String: Hit] {
+        let unique = Array(Set(keys)).sorted()
+        let warned = LockedBox(false)
+        var hits: [String: Hit] = [:]
+        await withTaskGroup(of: (String, Hit?).self) { group in
+            var next = 0
+            func add() {
+                let key = unique[next]
+                next += 1
+                group.addTask {
+                    do {
+                        let m = try await self.client.manifest(repository: self.repository, reference: Self.tag(for: key))
+                        return (key, self.hit(fromManifest: m.bytes, key: key))
+                    } catch let e as RegistryError where e.isNotFound {
+                        return (key, nil)
+                    } catch {
+                        if !warned.update({ old in defer { old = true }; return old }) {
+                            warn("cache repo \(self.name): cannot look layers up (\(error)); building them")
+                        }
+                        return (key, nil)
+                    }
+                }
+            }
+            let limit = max(4, client.options.parallelism * 2)
+            while next < min(limit, unique.count) { add() }
+            while let (key, hit) = await group.next() {
+                if let hit { hits[key] = hit }
+                if next < unique.count { add() }
+            }
+        }
+        return hits
+    }
+
+    /// A key's manifest as a hit, or nil when it is not a Kiln layer-cache artifact
+    /// for that key with a well-formed diffID.
+    func hit(fromManifest bytes: [UInt8], key: String) -> Hit? {
+        guard let m = try? CanonicalJSON.decode(Manifest.self, from: bytes, what: "cache manifest"),
+              m.artifactType == Self.artifactType, m.layers.count == 1,
+              m.annotations?[Annotation.key] ?? key == key else { return nil }
+        let d = m.layers[0]
+        guard let a = d.annotations, let diffText = a[Annotation.diffID], let diffID = try? Digest(parsing: diffText),
+              diffID.algorithm == "sha256", d.digest.algorithm == "sha256", d.size >= 0 else { return nil }
+        var clean = d
+        clean.annotations = nil
+        let layer = RegistryLayer(descriptor: clean, diffID: diffID, spool: spool, registry: registry)
+        return Hit(layer: layer, tarsum: a[Annotation.tarsum], uncompressedSize: a[Annotation.uncompressedSize].flatMap { Int64($0) })
+    }
+
+    /// Downloads the hits' blobs, each verified against its digest and size; a blob that
+    /// fails (tampered with, gone) is left out with a line through `warn`, and its
+    /// layer is built instead.
+    public func fetch(_ hits: [String: Hit], warn: @escaping @Sendable (String) -> Void) async -> [String: Hit] {
+        var ok: [String: Hit] = [:]
+        let all = hits.sorted { $0.key < $1.key }
+        await withTaskGroup(of: (String, Hit?).self) { group in
+            var next = 0
+            func add() {
+                let (key, hit) = all[next]
+                next += 1
+                group.addTask {
+                    do {
+                        _ = try await self.spool.localFile(hit.layer.descriptor)
+                        return (key, hit)
+                    } catch {
+                        warn("cache repo \(self.name): layer \(hit.layer.descriptor.digest) failed verification (\(error)); building it")
+                        return (key, nil)
+                    }
+                }
+            }
+            let limit = max(1, client.options.parallelism)
+            while next < min(limit, all.count) { add() }
+            while let (key, hit) = await group.next() {
+                if let hit { ok[key] = hit }
+                if next < all.count { add() }
+            }
+        }
+        return ok
+    }
+
+    /// A layer to put in the repo.
+    public struct Entry: Sendable {
+        public var key: String
+        public var descriptor: Descriptor
+        public var diffID: Digest
+        public var tarsum: String?
+        public var uncompressedSize: Int64
+        /// The blob, as a local file.
+        public var path: String
+
+        public init(key: String, descriptor: Descriptor, diffID: Digest, tarsum: String?, uncompressedSize: Int64, path: String) {
+            self.key = key
+            self.descriptor = descriptor
+            self.diffID = diffID
+            self.tarsum = tarsum
+            self.uncompressedSize = uncompressedSize
+            self.path = path
+        }
+    }
+
+    /// The artifact manifest of an entry.
+    static func manifest(for e: Entry) throws -> [UInt8] {
+        var annotations = [Annotation.diffID: e.diffID.description, Annotation.uncompressedSize: String(e.uncompressedSize)]
+        if let t = e.tarsum { annotations[Annotation.tarsum] = t }
+        let layer = Descriptor(mediaType: e.descriptor.mediaType, digest: e.descriptor.digest, size: e.descriptor.size,
+                               annotations: annotations)
+        var m = Manifest(mediaType: MediaType.ociManifest, config: emptyConfig, layers: [layer],
+                         annotations: [Annotation.key: e.key])
+        m.artifactType = artifactType
+        return try CanonicalJSON.encode(m)
+    }
+
+    /// Pushes `entries`, a few at a time: each blob (skipped when the repo has it,
+    /// mounted from `mountFrom` when the build just pushed it there), then its manifest
+    /// under its key's tag. `pushed` is told each tag as it is written.
+    public func push(_ entries: [Entry], mountFrom: String?, pushed: @escaping @Sendable (Entry) -> Void) async throws {
+        guard !entries.isEmpty else { return }
+        let client = self.client, repo = repository
+        _ = try await client.pushBlob(repository: repo, descriptor: Self.emptyConfig) { BufferReader(Array("{}".utf8)) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func add() {
+                let e = entries[next]
+                next += 1
+                group.addTask {
+                    _ = try await client.pushBlob(repository: repo, descriptor: e.descriptor, mountFrom: mountFrom) {
+                        try FileReader(path: e.path)
+                    }
+                    try await client.putManifest(repository: repo, reference: Self.tag(for: e.key),
+                                                 bytes: try Self.manifest(for: e), mediaType: MediaType.ociManifest)
+                    pushed(e)
+                }
+            }
+            let limit = max(1, client.options.parallelism)
+            while next < min(limit, entries.count) { add() }
+            while try await group.next() != nil {
+                if next < entries.count { add() }
+            }
+        }
+        client.options.progress.close()
+    }
+}
+
+extension RegistryError {
+    /// A 404, or the spec's codes for a manifest or repository the registry lacks.
+    var isNotFound: Bool {
+        if case .notFound = self { return true }
+        if case .http(let status, _, _, let codes) = self {
+            return status == 404 || codes.contains(.manifestUnknown) || codes.contains(.nameUnknown)
+        }
+        return false
+    }
+}

@@ -83,6 +83,12 @@ struct BaseSafetyTests {
         // ls and its libraries (and the /bin, /lib symlinks) are in the base already.
         #expect(try topLayerEntries(out, tag: "v1") == ["srv/", "srv/new.txt"])
         #expect(try runWithRunc(out, tag: "v1", in: dir, args: ["/bin/ls", "/srv"]) == "new.txt\n")
+        // The base's listing is kept per layer, by diffID, for the next build.
+        let diffIDs = (try ociImage(base, tag: "v1").config["rootfs"] as! [String: Any])["diff_ids"] as! [String]
+        for d in diffIDs {
+            let listing = cache.path + "/cache/base-listings/" + d.dropFirst("sha256:".count)
+            #expect(FileManager.default.fileExists(atPath: listing), "no listing for \(d)")
+        }
     }
 
     @Test func replacingABaseLibraryIsAnErrorUnlessAllowed() throws {

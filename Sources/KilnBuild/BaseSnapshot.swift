@@ -49,64 +49,118 @@ final class BaseSnapshots {
         }
     }
 
+    /// Snapshots extracted by this call, not yet in place: (temporary directory relative
+    /// to `dir`, final name, digest recorded).
+    private var pending: [(tmp: String, name: String, digest: Digest)] = []
+
     /// The lower directories for `layers` (bottom first), as names relative to `dir`:
-    /// one per layer, the bottom ones merged when there are more than `maxLowers`.
+    /// one per layer, the bottom ones merged when there are more than `maxLowers`. What
+    /// had to be extracted is synced once (syncfs(2), as containerd's `sync_fs` unpack
+    /// option does) and renamed into place at the end.
     func lowers(for layers: [any StoredLayer], maxLowers: Int, what: String) throws -> [String] {
         guard !layers.isEmpty else { return [] }
         let merge = layers.count > maxLowers ? layers.count - maxLowers + 1 : 0
         var out: [String] = []
         let chain = Digest.chainIDs(layers.map(\.diffID))
-        if merge > 0 {
-            out.append(try merged(Array(layers[..<merge]), chainID: chain[merge - 1], what: what))
+        do {
+            if merge > 0 {
+                out.append(try merged(Array(layers[..<merge]), chainID: chain[merge - 1], what: what))
+            }
+            for i in merge..<layers.count {
+                let below = out.reversed().map { dir + "/" + $0 + "/root" }
+                out.append(try layer(layers[i], chainID: chain[i], below: below,
+                                     what: "\(what): layer \(i + 1) of \(layers.count) (\(layers[i].descriptor.digest))"))
+            }
+            let placed = try commitPending()
+            return out.map { (placed[$0] ?? $0) + "/root" }
+        } catch {
+            for p in pending { FileSystem.removeTree(dir + "/" + p.tmp) }
+            pending = []
+            throw error
         }
-        for i in merge..<layers.count {
-            let below = out.reversed().map { dir + "/" + $0 + "/root" }
-            out.append(try layer(layers[i], chainID: chain[i], below: below,
-                                 what: "\(what): layer \(i + 1) of \(layers.count) (\(layers[i].descriptor.digest))"))
-        }
-        return out.map { $0 + "/root" }
     }
 
-    /// One layer's snapshot name: by diffID when it stands alone, else by chain ID.
+    /// One layer's snapshot: by diffID when it stands alone, else by chain ID.
     private func layer(_ layer: any StoredLayer, chainID: Digest, below: [String], what: String) throws -> String {
         let alone = "\(variant)-\(layer.diffID.hex)"
         let chained = "\(variant)-chain-\(chainID.hex)"
         for name in [alone, chained] where isValid(name, digest: name == alone ? layer.diffID : chainID) { return name }
+        try refuseDamaged(alone, digest: layer.diffID)
+        try refuseDamaged(chained, digest: chainID)
         let (tmp, writer) = try begin(below: below)
         do {
             try extract(layer, into: writer, what: what)
             try writer.finish()
-            let name = writer.usedBelow ? chained : alone
-            return try commit(tmp, as: name, digest: name == alone ? layer.diffID : chainID)
         } catch {
-            FileSystem.removeTree(tmp)
+            FileSystem.removeTree(dir + "/" + tmp)
             throw error
         }
+        let name = writer.usedBelow ? chained : alone
+        pending.append((tmp, name, name == alone ? layer.diffID : chainID))
+        return tmp
     }
 
     /// The bottom layers applied into one directory, keyed by their chain ID.
     private func merged(_ layers: [any StoredLayer], chainID: Digest, what: String) throws -> String {
         let name = "\(variant)-chain-\(chainID.hex)"
         if isValid(name, digest: chainID) { return name }
+        try refuseDamaged(name, digest: chainID)
         let (tmp, writer) = try begin(below: [])
         do {
             for (i, l) in layers.enumerated() {
                 try extract(l, into: writer, what: "\(what): layer \(i + 1) of \(layers.count) (\(l.descriptor.digest))")
             }
             try writer.finish()
-            return try commit(tmp, as: name, digest: chainID)
         } catch {
-            FileSystem.removeTree(tmp)
+            FileSystem.removeTree(dir + "/" + tmp)
             throw error
         }
+        pending.append((tmp, name, chainID))
+        return tmp
     }
 
-    private func begin(below: [String]) throws -> (String, SnapshotWriter) {
-        let tmp = "\(dir)/tmp/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard mkdir(tmp, 0o700) == 0, mkdir(tmp + "/root", 0o755) == 0 else {
-            throw BuildError("cannot create \(tmp): \(errnoText())")
+    /// Puts the pending snapshots in place: their digests recorded, the file system
+    /// synced once, each renamed; one another build put in place meanwhile is used and
+    /// this one dropped. Returns the final name of each temporary one.
+    private func commitPending() throws -> [String: String] {
+        defer { pending = [] }
+        guard !pending.isEmpty else { return [:] }
+        var placed: [String: String] = [:]
+        if shared {
+            for p in pending {
+                let w = try FileWriter(creating: dir + "/" + p.tmp + "/digest", mode: 0o644)
+                try w.write(Array(p.digest.description.utf8))
+            }
+            // Everything extracted reaches the disk before a name says it is complete.
+            let fd = open(dir + "/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 { kiln_syncfs(fd); close(fd) }
         }
-        return (tmp, try SnapshotWriter(root: tmp + "/root", below: below, userns: userns))
+        for p in pending {
+            let final = dir + "/" + p.name
+            if rename(dir + "/" + p.tmp, final) != 0 {
+                let e = errno
+                guard shared, e == EEXIST || e == ENOTEMPTY, isValid(p.name, digest: p.digest) else {
+                    throw BuildError("cache: cannot store the snapshot \(final): \(String(cString: strerror(e)))")
+                }
+                FileSystem.removeTree(dir + "/" + p.tmp)
+            }
+            placed[p.tmp] = p.name
+        }
+        if shared {
+            let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 { fsync(fd); close(fd) }
+        }
+        return placed
+    }
+
+    /// A new temporary snapshot (its name relative to `dir`) and its writer.
+    private func begin(below: [String]) throws -> (String, SnapshotWriter) {
+        let tmp = "tmp/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let full = dir + "/" + tmp
+        guard mkdir(full, 0o700) == 0, mkdir(full + "/root", 0o755) == 0 else {
+            throw BuildError("cannot create \(full): \(errnoText())")
+        }
+        return (tmp, try SnapshotWriter(root: full + "/root", below: below, userns: userns))
     }
 
     /// Applies a stored layer, checking its blob digest, size and diffID.
@@ -129,27 +183,13 @@ final class BaseSnapshots {
         }
     }
 
-    /// Records the digest, syncs and renames into place; an existing snapshot of the
-    /// same name (another build was quicker) is kept and this one dropped.
-    private func commit(_ tmp: String, as name: String, digest: Digest) throws -> String {
-        let final = dir + "/" + name
-        guard shared else {
-            guard rename(tmp, final) == 0 else { throw BuildError("cannot move \(tmp) to \(final): \(errnoText())") }
-            return name
-        }
-        let w = try FileWriter(creating: tmp + "/digest", mode: 0o644)
-        try w.write(Array(digest.description.utf8))
-        // Everything extracted reaches the disk before the name says it is complete.
-        let fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { kiln_syncfs(fd); close(fd) }
-        if rename(tmp, final) != 0 {
-            let e = errno
-            FileSystem.removeTree(tmp)
-            guard (e == EEXIST || e == ENOTEMPTY), isValid(name, digest: digest) else {
-                throw BuildError("cache: cannot store the snapshot \(final): \(String(cString: strerror(e)))")
-            }
-        }
-        return name
+    /// A snapshot directory that is there but does not record the digest it must have
+    /// was not written by Kiln's rename (which comes after the digest): something else
+    /// changed it, so nothing in it is trusted or silently replaced.
+    private func refuseDamaged(_ name: String, digest: Digest) throws {
+        guard shared, access(dir + "/" + name, F_OK) == 0 else { return }
+        let recorded = (try? FileReader(path: dir + "/" + name + "/digest").readAll(limit: 256)).map { String(decoding: $0, as: UTF8.self) }
+        throw BuildError("cache: the snapshot \(dir)/\(name) is damaged (it records \(recorded.map { "\"\($0)\"" } ?? "no digest"), not \(digest)); run `kiln cache prune --all` or remove it")
     }
 
     /// A cheap check: the snapshot is there with its recorded digest. Touches it, so

@@ -236,6 +236,23 @@ import Glibc
         #expect(tmpLeftovers().isEmpty)
     }
 
+    /// A snapshot whose recorded digest is not its key was changed behind Kiln's back:
+    /// the build stops with one line naming it, and trusts nothing in it.
+    @Test func aDamagedSnapshotIsRefused() throws {
+        try build(try spec(script: "echo one"), "one")
+        let snaps = try snapshots()
+        let victim = snaps.keys.sorted().first!
+        try "sha256:0000".write(toFile: cache + "/snapshots/" + victim + "/digest", atomically: false, encoding: .utf8)
+        let r = try build(try spec(script: "echo two"), "two", check: false)
+        #expect(r.status == 1)
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r)")
+        #expect(r.stderr.contains("snapshot") && r.stderr.contains(victim) && r.stderr.contains("damaged") && r.stderr.contains("kiln cache prune"), "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/two"))
+        #expect(tmpLeftovers().isEmpty)
+        try kiln(["cache", "prune", "--all", "--cache-dir", cache])
+        try build(try spec(script: "echo two"), "three")
+    }
+
     @Test func aFailingScriptShowsItsLastLinesAndCachesNothing() throws {
         let s = try spec(script: "echo line one\necho line two\necho the last line >&2\nexit 3")
         let r = try build(s, "failed", check: false)

@@ -253,6 +253,28 @@ import Glibc
         try build(try spec(script: "echo two"), "three")
     }
 
+    /// Without root the snapshots are the user's own (`u<uid>-…`): whiteouts made
+    /// without privileges, opaque directories marked with `user.overlay.opaque`.
+    @Test(.enabled(if: HostCapabilities.unprivilegedUserNamespaces,
+                   "needs root with setpriv, and unprivileged user namespaces (kernel, sysctl or LSM forbid them)"))
+    func rootlessSnapshotsStackTheBaseToo() throws {
+        let s = try spec(script: "ls /data /opt/replace > /srv/listing")
+        try sh("chmod -R a+rwX '\(dir.path)'")
+        func rootless(_ out: String) throws -> RunResult {
+            try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "TMPDIR=\(dir.path)", "HOME=\(dir.path)",
+                                         kilnPath, "build", s, "--format", "oci", "-o", dir.path + "/" + out,
+                                         "--cache-dir", dir.path + "/ucache"], check: false)
+        }
+        let r = try rootless("u1")
+        #expect(r.status == 0, "\(r)")
+        let snaps = try snapshots(dir.path + "/ucache")
+        #expect(snaps.count == 3 && snaps.keys.allSatisfy { $0.hasPrefix("u65534-") }, "\(snaps)")
+        let hex = try lastLayer("u1").split(separator: ":")[1]
+        let listing = try run("tar", ["-xzOf", "\(dir.path)/u1/blobs/sha256/\(hex)", "srv/listing"]).stdout
+        #expect(listing == "/data:\nadded\nk-symlink\nkeep\n\n/opt/replace:\nfresh\n", "\(listing)")
+        #expect(try rootless("u2").stderr.contains("from the cache"))
+    }
+
     @Test func aFailingScriptShowsItsLastLinesAndCachesNothing() throws {
         let s = try spec(script: "echo line one\necho line two\necho the last line >&2\nexit 3")
         let r = try build(s, "failed", check: false)

@@ -57,8 +57,12 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
     /// layout by its sink on a thread of its own. Layers read from a registry must have
     /// been fetched for a local destination (`open(…, fetchLayers: true)`).
     /// Returns what was written and, for a registry, the size of the manifest put there.
+    /// `layers` says what a registry destination does with uncompressed layers, and
+    /// `notice` hears what compression changed.
     public func write(_ image: PendingImage, options: RegistryOptions,
-                      maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize) async throws -> (image: WrittenImage, manifestSize: Int64?) {
+                      maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize,
+                      layers: PushLayerPolicy = .keep,
+                      notice: (@Sendable (String) -> Void)? = nil) async throws -> (image: WrittenImage, manifestSize: Int64?) {
         switch self {
         case .local(let r):
             let written = try await OwnThread.run("kiln-write") { try r.sink(maxLayerSize: maxLayerSize).write(image) }
@@ -67,7 +71,7 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
             guard r.digest == nil || r.tag == nil else {
                 throw RegistryError.invalidReference(r.description, reason: "a destination takes a tag or a digest, not both")
             }
-            let pushed = try await RegistrySink(reference: r, options: options).push(image)
+            let pushed = try await RegistrySink(reference: r, options: options, layers: layers, notice: notice).push(image)
             return (pushed.image, pushed.manifestSize)
         }
     }
@@ -76,6 +80,14 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
     /// skip layers it has; a local one copies every byte).
     public var readsLayerBytes: Bool {
         if case .local = self { return true }
+        return false
+    }
+
+    /// Whether this is a local format that stores layers as plain tars (docker-archive):
+    /// registry layers are then decompressed in parallel before it is written
+    /// (`OpenedImage.imageForPlainLayers`).
+    public var storesPlainLayers: Bool {
+        if case .local(.dockerArchive) = self { return true }
         return false
     }
 
@@ -100,6 +112,14 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
 public struct OpenedImage: Sendable {
     public let image: SourceImage
     public let registry: RegistrySource?
+
+    /// The image for a sink that stores plain tars: a registry image's downloaded layers
+    /// decompressed several at once (`RegistrySource.decompressedImage`); any other
+    /// image as it is (its sink decompresses what it must).
+    public func imageForPlainLayers(maxLayerSize: Int64) async throws -> SourceImage {
+        guard let registry else { return image }
+        return try await registry.decompressedImage(maxLayerSize: maxLayerSize)
+    }
 
     /// Deletes downloaded blobs, if any.
     public func removeSpool() { registry?.removeSpool() }

@@ -42,15 +42,49 @@ extension RegistryClient {
     /// answers 200 instead of 206 is read again from the start. The file appears at
     /// `path` only when its size and digest match the descriptor; otherwise nothing
     /// is left behind and the error names the blob.
+    ///
+    /// The network part stays here; the bytes are gathered into large batches
+    /// (`downloadBatch`) that a `SerialWorker` thread hashes and writes while the next
+    /// batch arrives, so no hashing or file I/O runs on the concurrency pool or NIO's
+    /// event loops, and the file is written in a few large `write`s. Two batch buffers
+    /// go back and forth between the two sides: nothing is allocated per chunk.
+    /// The spool is temporary, so it is not fsynced: the sink that keeps the blob
+    /// decides about durability.
     public func downloadBlob(repository: String, descriptor d: Descriptor, to path: String) async throws {
         let what = "blob \(d.digest)"
         let id = shortDigest(d.digest.description)
         let progress = options.progress
         let tmp = path + ".partial"
-        let file = try FileWriter(creating: tmp)
+        let file = LockedBox(DownloadFile(try FileWriter(creating: tmp)))
+        let worker = SerialWorker(name: "kiln-download")
         var ok = false
-        defer { if !ok { unlink(tmp) } }
-        var hasher = SHA256Hasher()
+        defer {
+            worker.stop()
+            if !ok { unlink(tmp) }
+        }
+        let batchSize = Self.downloadBatch
+        var batch = ByteBuffer()
+        batch.reserveCapacity(batchSize)
+        var writing: Task<ByteBuffer, any Error>?
+        /// Hands `batch` to the worker and takes back the buffer it finished with.
+        func flush() async throws {
+            let previous = try await writing?.value
+            let full = batch
+            batch = previous ?? ByteBuffer()
+            batch.clear()
+            batch.reserveCapacity(batchSize)
+            writing = Task {
+                try await worker.run {
+                    try file.update { f in
+                        try full.withUnsafeReadableBytes { buf in
+                            f.hasher.update(buf)
+                            try f.writer.write(buf)
+                        }
+                    }
+                    return full
+                }
+            }
+        }
         var received: Int64 = 0
         var attempt = 1
         progress.start(id, verb: "pulling", total: d.size)
@@ -64,8 +98,10 @@ extension RegistryClient {
                 // Resumed where we stopped.
             } else if status == 200 || status == 206 {
                 if received > 0 {
-                    try file.truncate(to: 0)
-                    hasher = SHA256Hasher()
+                    _ = try await writing?.value
+                    writing = nil
+                    batch.clear()
+                    try await worker.run { try file.update { f in try f.writer.truncate(to: 0); f.hasher = SHA256Hasher() } }
                     received = 0
                     progress.rewind(id, to: 0)
                 }
@@ -78,18 +114,15 @@ extension RegistryClient {
                 throw Self.httpError(status: status, body: body, what: what)
             }
             do {
-                for try await var chunk in r.body {
+                for try await chunk in r.body {
                     let n = Int64(chunk.readableBytes)
                     guard received + n <= d.size else {
                         throw RegistryError.sizeMismatch(what: what, expected: d.size, actual: received + n)
                     }
-                    try chunk.withUnsafeReadableBytes { buf in
-                        hasher.update(buf)
-                        try file.write(buf)
-                    }
+                    batch.writeImmutableBuffer(chunk)
                     received += n
                     progress.advance(id, by: n)
-                    chunk.moveReaderIndex(forwardBy: Int(n))
+                    if batch.readableBytes >= batchSize { try await flush() }
                 }
             } catch let e as RegistryError {
                 throw e
@@ -115,15 +148,19 @@ extension RegistryClient {
             break
         }
         guard received == d.size else { throw RegistryError.sizeMismatch(what: what, expected: d.size, actual: received) }
-        let actual = hasher.finalize()
+        try await flush()
+        _ = try await writing?.value
+        let actual = try await worker.run { file.get().hasher.finalize() }
         guard actual == d.digest else { throw RegistryError.digestMismatch(what: what, expected: d.digest, actual: actual) }
-        try file.sync()
         guard rename(tmp, path) == 0 else {
             throw RegistryError.transport("cannot move \(tmp) into place: \(String(cString: strerror(errno)))")
         }
         ok = true
         progress.finish(id, outcome: "done")
     }
+
+    /// Bytes gathered before the download worker hashes and writes them.
+    static let downloadBatch = 4 << 20
 
     /// The first byte of `Content-Range: bytes START-END/TOTAL`.
     static func rangeStart(_ header: String?) -> Int64? {
@@ -132,4 +169,12 @@ extension RegistryClient {
         guard let dash = spec.firstIndex(of: "-") else { return nil }
         return Int64(spec[..<dash])
     }
+}
+
+/// The file a blob is downloaded into and the hash of what it holds so far; used
+/// only by the transfer's `SerialWorker` jobs (behind a `LockedBox` all the same).
+struct DownloadFile {
+    let writer: FileWriter
+    var hasher = SHA256Hasher()
+    init(_ writer: FileWriter) { self.writer = writer }
 }

@@ -19,6 +19,9 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A synchronous reader asked for a blob that was never downloaded (a Kiln bug: the
     /// caller must `fetch` before its pipeline starts).
     case notDownloaded(Digest)
+    /// An interrupted chunked upload the registry no longer knows (spec.md "Get upload
+    /// status" answered 404 `BLOB_UPLOAD_UNKNOWN`): the upload starts again.
+    case uploadLost(String)
 
     public var description: String {
         switch self {
@@ -27,7 +30,7 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
         case .http(let status, let what, let detail, _):
             return "\(what): HTTP \(status)" + (detail.isEmpty ? "" : " (\(detail))")
         case .unauthorized(let s), .transport(let s), .unreachable(let s), .notFound(let s), .unsupported(let s),
-             .protocolViolation(let s), .credentials(let s):
+             .protocolViolation(let s), .credentials(let s), .uploadLost(let s):
             return s
         case .digestMismatch(let what, let expected, let actual):
             return "\(what): digest mismatch (expected \(expected), got \(actual))"
@@ -78,5 +81,11 @@ extension RegistryError {
             return status >= 500 || status == 429 || codes.contains(.tooManyRequests)
         default: return false
         }
+    }
+
+    /// Whether a blob upload should start again with a new session.
+    var restartsUpload: Bool {
+        if case .uploadLost = self { return true }
+        return false
     }
 }

@@ -14,13 +14,23 @@ import KilnOCI
 /// Layers being built (`LayerInput.produced`) are written once to a spooled temporary
 /// file, compressed, to learn their digest and diffID; the registry is then asked
 /// whether it has that digest, and the file is uploaded only if not.
+///
+/// Stored layers that are uncompressed (a docker-archive's) are compressed on the way
+/// when `layers` says so (`kiln push` and `kiln copy` do by default, as skopeo does):
+/// see `PushLayerPolicy` and `RegistrySink+Compress.swift`.
 public final class RegistrySink: Sendable {
     public let reference: RegistryReference
     public let client: RegistryClient
+    public let layers: PushLayerPolicy
+    /// Told one line when compression changed what is pushed (the command prints it).
+    public let notice: (@Sendable (String) -> Void)?
 
-    public init(reference: RegistryReference, options: RegistryOptions) throws {
+    public init(reference: RegistryReference, options: RegistryOptions, layers: PushLayerPolicy = .keep,
+                notice: (@Sendable (String) -> Void)? = nil) throws {
         self.reference = reference
         self.client = try RegistryClient(registry: reference.registry, options: options)
+        self.layers = layers
+        self.notice = notice
     }
 
     /// A layer ready to push: its descriptor, diffID and where its bytes are.
@@ -29,6 +39,8 @@ public final class RegistrySink: Sendable {
         var diffID: Digest
         var spooled: String?
         var stored: (any StoredLayer)?
+        /// Compressed on the way: the stored manifest no longer describes it.
+        var changed = false
     }
 
     /// An image whose new layers are written, compressed, to spool files: what `upload` sends.
@@ -43,6 +55,8 @@ public final class RegistrySink: Sendable {
         let manifestReference: String
         /// What the push will have written once `upload` succeeds.
         public let written: WrittenImage
+        /// What compression did, for the notice (nil: nothing was compressed).
+        var compressed: CompressionReport?
 
         /// Deletes the spooled layers.
         public func remove() {
@@ -63,9 +77,13 @@ public final class RegistrySink: Sendable {
     /// Pushes `image`: its new layers are produced on a thread of their own (tar and
     /// compression are CPU work, kept off the concurrency pool), then everything is uploaded.
     public func push(_ image: PendingImage) async throws -> Pushed {
+        // A registry source's uncompressed layers are compressed here, so they must be local first.
+        try await fetchLayersToCompress(image)
         let prepared = try await OwnThread.run("kiln-push-layers") { try self.prepare(image) }
         defer { prepared.remove() }
-        return try await upload(prepared)
+        let pushed = try await upload(prepared)
+        if let c = prepared.compressed, let notice { notice(c.notice(manifestDigest: pushed.image.manifestDigest)) }
+        return pushed
     }
 
     /// Writes the image's new layers (`LayerInput.produced`) to spool files, learning
@@ -76,6 +94,7 @@ public final class RegistrySink: Sendable {
             + "/kiln-push-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         guard mkdir(tmp, 0o700) == 0 else { throw RegistryError.transport("cannot create \(tmp): \(String(cString: strerror(errno)))") }
         var ready: [ReadyLayer] = []
+        var report = CompressionReport()
         do {
             for (i, input) in image.layers.enumerated() {
                 switch input {
@@ -90,10 +109,21 @@ public final class RegistrySink: Sendable {
                                                                    size: compressed.count),
                                             diffID: uncompressed.digest, spooled: path))
                 case .stored(let layer):
-                    ready.append(ReadyLayer(descriptor: layer.descriptor, diffID: layer.diffID, stored: layer))
+                    if case .compress(let c, let twins) = layers, Compression(mediaType: layer.descriptor.mediaType) == Compression.none {
+                        let (d, path, reused) = try compressedTwin(of: layer, compression: c, twins: twins, spool: tmp + "/layer-\(i)")
+                        ready.append(ReadyLayer(descriptor: d, diffID: layer.diffID, spooled: path, changed: true))
+                        report.record(reused: reused, compression: c)
+                    } else {
+                        ready.append(ReadyLayer(descriptor: layer.descriptor, diffID: layer.diffID, stored: layer))
+                    }
                 }
             }
-            return try documents(image, layers: ready, directory: tmp)
+            var prepared = try documents(image, layers: ready, directory: tmp)
+            if report.layers > 0 {
+                report.sourceManifestDigest = image.stored.map { Digest.sha256($0.manifest) }
+                prepared.compressed = report
+            }
+            return prepared
         } catch {
             if let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) { for n in names { unlink(tmp + "/" + n) } }
             rmdir(tmp)
@@ -134,8 +164,13 @@ public final class RegistrySink: Sendable {
                 if next < layers.count { add() }
             }
         }
+        // The config comes from where the layers came from: mounted from there too.
+        let configFrom = layers.lazy.compactMap { $0.stored as? RegistryLayer }
+            .first { $0.registry == sameRegistry && $0.repository != repo }?.repository
         let configBytes = prepared.configBytes
-        _ = try await client.pushBlob(repository: repo, descriptor: prepared.configDescriptor) { BufferReader(configBytes) }
+        _ = try await client.pushBlob(repository: repo, descriptor: prepared.configDescriptor, mountFrom: configFrom) {
+            BufferReader(configBytes)
+        }
         try await client.putManifest(repository: repo, reference: prepared.manifestReference,
                                      bytes: prepared.manifestBytes, mediaType: prepared.manifestType)
         client.options.progress.close()
@@ -152,12 +187,22 @@ public final class RegistrySink: Sendable {
         let manifestBytes: [UInt8]
         let manifestType: String
         let configBytes: [UInt8]
+        let changed = layers.contains { $0.changed }
         if let stored = image.stored,
            stored.manifestMediaType == MediaType.ociManifest || stored.manifestMediaType == MediaType.dockerManifest {
             configBytes = stored.config
-            manifestBytes = stored.manifest
-            manifestType = stored.manifestMediaType
+            if changed {
+                // Compressed layers: the same config (diffIDs do not change), a manifest
+                // naming the new blobs (RegistrySink+Compress.swift).
+                (manifestBytes, manifestType) = try Self.manifest(stored, layers: descriptors)
+            } else {
+                manifestBytes = stored.manifest
+                manifestType = stored.manifestMediaType
+            }
         } else {
+            if case .preserveDigests = self.layers, let stored = image.stored {
+                throw RegistryError.unsupported("--preserve-digests: the source's manifest (\(stored.manifestMediaType)) would have to be rewritten as an OCI manifest, which changes its digest")
+            }
             var config = image.config
             if let stored = image.stored {
                 configBytes = stored.config

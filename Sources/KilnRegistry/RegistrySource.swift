@@ -118,6 +118,10 @@ public struct RegistryLayer: StoredLayer {
         try FileReader(path: try spool.downloadedFile(descriptor))
     }
 
+    /// The downloaded blob in the spool, once fetched: its digest and size were checked
+    /// as it arrived, so sinks may hard-link or kernel-copy it instead of reading it again.
+    public var localFile: String? { try? spool.downloadedFile(descriptor) }
+
     /// The blob, downloaded now if it is not yet.
     public func openBlobAsync() async throws -> ByteReader {
         try FileReader(path: try await spool.localFile(descriptor))

@@ -10,7 +10,9 @@ struct Copy: AsyncParsableCommand {
             SOURCE and DESTINATION are docker://HOST[:PORT]/REPO[:TAG][@DIGEST], docker-archive:PATH[:NAME:TAG], \
             oci:DIR[:TAG] or oci-archive:PATH[:TAG]. From an index, --platform picks one image (default: this \
             machine's); --all copies the index with every platform (registry to registry).
-            Layers are copied byte for byte and checked against their digests on the way.
+            Layers are copied byte for byte and checked against their digests on the way, except \
+            that uncompressed layers going to a registry are compressed (gzip, or \
+            --dest-compress-format zstd; --preserve-digests keeps them as they are), as skopeo does.
 
             Example: kiln copy docker-archive:hello.tar oci:layout:latest
             """)
@@ -34,6 +36,8 @@ struct Copy: AsyncParsableCommand {
 
     @OptionGroup var limits: LayerLimitOptions
 
+    @OptionGroup var layerFlags: PushLayerFlags
+
     func validate() throws {
         let src: ImageLocation, dst: ImageLocation
         do {
@@ -41,6 +45,9 @@ struct Copy: AsyncParsableCommand {
             dst = try ImageLocation(parsing: destination)
         } catch {
             throw ValidationError("\(error)")
+        }
+        if layerFlags.givenExplicitly, case .local = dst {
+            throw ValidationError("--dest-compress-format and --preserve-digests apply to a docker:// destination")
         }
         if all {
             guard case .registry = src, case .registry = dst else {
@@ -67,7 +74,8 @@ struct Copy: AsyncParsableCommand {
                                             fetchLayers: dst.readsLayerBytes,
                                             maxLayerSize: limits.maxLayerSize.bytes)
             defer { opened.removeSpool() }
-            let image = opened.image
+            // A docker-archive stores plain tars: decompress a registry image's layers several at once.
+            let image = dst.storesPlainLayers ? try await opened.imageForPlainLayers(maxLayerSize: limits.maxLayerSize.bytes) : opened.image
             let (dName, dTag) = dst.destinationName
             // Name: the destination's, else the source's own (`name:tag`), else a generic one.
             var name = dName ?? "localhost/image"
@@ -81,8 +89,11 @@ struct Copy: AsyncParsableCommand {
             }
             if let dName { try ReferenceGrammar.validateName(dName) }
             if let tag { try ReferenceGrammar.validateTag(tag) }
+            let policy: PushLayerPolicy
+            if case .registry = dst { policy = try layerFlags.policy() } else { policy = .keep }
             let written = try await dst.write(image.pending(name: name, tag: tag ?? "latest"), options: options,
-                                              maxLayerSize: limits.maxLayerSize.bytes).image
+                                              maxLayerSize: limits.maxLayerSize.bytes,
+                                              layers: policy, notice: printPushNotice).image
             options.progress.close()
             if json {
                 print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))

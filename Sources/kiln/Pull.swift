@@ -54,7 +54,10 @@ struct Pull: AsyncParsableCommand {
             case .oci: dest = .oci(path: output, tag: ref.tag)
             case .ociArchive: dest = .ociArchive(path: output, tag: ref.tag)
             }
-            let image = opened.image
+            // A docker-archive stores plain tars: the layers are decompressed several at once here
+            // (the archive sink would decompress them one after another).
+            let image = format == .dockerArchive ? try await opened.imageForPlainLayers(maxLayerSize: limits.maxLayerSize.bytes)
+                                                 : opened.image
             _ = try await ImageLocation.local(dest).write(image.pending(name: ref.name, tag: ref.tag ?? "latest"), options: options,
                                                           maxLayerSize: limits.maxLayerSize.bytes)
             if json {

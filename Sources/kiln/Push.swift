@@ -9,7 +9,11 @@ struct Push: AsyncParsableCommand {
         discussion: """
             SOURCE is docker-archive:PATH, oci:DIR[:TAG] or oci-archive:PATH[:TAG]; REF is \
             docker://HOST[:PORT]/REPO[:TAG]. Blobs the registry already has are not uploaded; \
-            the manifest is pushed byte for byte, so its digest is the source's.
+            the manifest is pushed byte for byte, so its digest is the source's — unless the \
+            image has uncompressed layers (a docker-archive's): those are compressed with gzip \
+            (--dest-compress-format zstd for zstd), which changes the manifest digest (a notice \
+            says so); --preserve-digests pushes them as they are. Compressed layers are kept in \
+            the layer cache, so pushing the same archive again compresses nothing.
 
             Example: kiln push oci:layout:1.0 docker://127.0.0.1:5000/hello:1.0
             """)
@@ -21,6 +25,8 @@ struct Push: AsyncParsableCommand {
     var reference: String
 
     @OptionGroup var registry: RegistryFlags
+
+    @OptionGroup var layerFlags: PushLayerFlags
 
     @Flag(help: "Print the result as JSON (reference, digest, size) on stdout.")
     var json = false
@@ -42,7 +48,9 @@ struct Push: AsyncParsableCommand {
             // A registry source's layers are mounted or streamed by the upload itself.
             let opened = try await src.open(options: options, fetchLayers: false)
             defer { opened.removeSpool() }
-            let pushed = try await ImageLocation.registry(dst).write(opened.image.pending(name: dst.name, tag: dst.tag ?? "latest"), options: options)
+            let pushed = try await ImageLocation.registry(dst).write(opened.image.pending(name: dst.name, tag: dst.tag ?? "latest"),
+                                                                     options: options, layers: try layerFlags.policy(),
+                                                                     notice: printPushNotice)
             try reportPush(pushed.image, json: json, size: pushed.manifestSize)
         }
     }

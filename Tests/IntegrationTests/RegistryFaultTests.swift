@@ -84,4 +84,31 @@ import Testing
         let m = try s.env.kiln(["pull", "docker://\(s.proxy.host)/faults/img@\(digest)", "-o", out], check: false)
         #expect(m.status == 1 && m.stderr.contains(digest), "\(m.stderr)")
     }
+
+    @Test func aCutUploadResumesWhereTheRegistryStopped() throws {
+        let s = try setup()
+        defer { s.proxy.stop() }
+        let layout = s.work.path + "/layout"
+        try s.env.kiln(["pull", "docker://\(s.reg.host)/faults/img:1", "-o", layout, "--format", "oci"])
+        // 256 KiB chunks: the ~1 MB layer goes up in 4 PATCH requests; the third is cut
+        // before the registry sees a byte of it.
+        s.proxy.add("PATCH", "/blobs/uploads/", .resetWithoutForwarding, skip: 2)
+        let dst = "docker://\(s.proxy.host)/faults/resumed:1"
+        try s.env.kiln(["push", "oci:\(layout):1", dst], extra: ["KILN_REGISTRY_CHUNK_SIZE": "262144"])
+
+        let patches = s.proxy.bodies.filter { $0.method == "PATCH" }
+        let forwarded = patches.filter(\.forwarded)
+        let cut = patches.filter { !$0.forwarded }
+        #expect(cut.count == 1 && cut[0].contentRange == "524288-786431", "\(patches)")
+        // Every byte reached the registry once: the two chunks before the cut were not sent again.
+        let ranges = forwarded.compactMap(\.contentRange)
+        #expect(ranges == ["0-262143", "262144-524287", "524288-786431", "786432-\(forwarded.map(\.bytes).reduce(0, +) - 1)"], "\(ranges)")
+        // The upload's status was asked once, and the upload was not started again.
+        let statusAsked = s.proxy.requests.filter { $0.method == "GET" && $0.target.contains("/blobs/uploads/") }
+        #expect(statusAsked.count == 1, "\(s.proxy.requests)")
+        let starts = s.proxy.requests.filter { $0.method == "POST" }
+        #expect(starts.count == 2, "one upload each for the layer and the config: \(s.proxy.requests)")
+        try run("skopeo", ["copy", "-q", "--src-tls-verify=false", "docker://\(s.reg.host)/faults/resumed:1", "oci:\(s.work.path)/check:1"])
+        #expect(s.env.leftovers.isEmpty, "\(s.env.leftovers)")
+    }
 }

@@ -237,12 +237,19 @@ enum Fault: Sendable {
     case delay(seconds: Double)
     /// Flips one byte in the middle of the body.
     case flipByte
+    /// Reads the whole request and resets the connection without passing it on: an
+    /// upload cut off before the registry saw any of its bytes.
+    case resetWithoutForwarding
 }
 
 /// A proxy in front of a registry that applies faults to the first requests matching
 /// a method and path fragment, and records every request it saw.
 final class FaultProxy: @unchecked Sendable {
-    struct Rule { var method: String; var pathContains: String; var fault: Fault; var remaining: Int }
+    struct Rule { var method: String; var pathContains: String; var fault: Fault; var remaining: Int; var skip = 0 }
+    /// Every request with a body as it reached the proxy: its `Content-Range`, its body
+    /// size and whether it was passed on to the registry.
+    struct BodyRecord { var method: String; var contentRange: String?; var bytes: Int; var forwarded: Bool }
+    private var bodyLog: [BodyRecord] = []
     private let lock = NSLock()
     private var rules: [Rule] = []
     private(set) var log: [(method: String, target: String, range: String?)] = []
@@ -254,9 +261,12 @@ final class FaultProxy: @unchecked Sendable {
         server = try MiniServer { [unowned self] req, c in self.handle(req, c, upstream: upstream) }
     }
 
-    func add(_ method: String, _ pathContains: String, _ fault: Fault, times: Int = 1) {
-        lock.lock(); rules.append(Rule(method: method, pathContains: pathContains, fault: fault, remaining: times)); lock.unlock()
+    /// Applies `fault` to `times` matching requests, after letting the first `skip` through.
+    func add(_ method: String, _ pathContains: String, _ fault: Fault, times: Int = 1, skip: Int = 0) {
+        lock.lock(); rules.append(Rule(method: method, pathContains: pathContains, fault: fault, remaining: times, skip: skip)); lock.unlock()
     }
+
+    var bodies: [BodyRecord] { lock.lock(); defer { lock.unlock() }; return bodyLog }
 
     var requests: [(method: String, target: String, range: String?)] { lock.lock(); defer { lock.unlock() }; return log }
 
@@ -265,8 +275,17 @@ final class FaultProxy: @unchecked Sendable {
         log.append((req.method, req.target, req.header("Range")))
         var fault: Fault?
         if let i = rules.firstIndex(where: { $0.remaining > 0 && $0.method == req.method && req.path.contains($0.pathContains) }) {
-            rules[i].remaining -= 1
-            fault = rules[i].fault
+            if rules[i].skip > 0 {
+                rules[i].skip -= 1
+            } else {
+                rules[i].remaining -= 1
+                fault = rules[i].fault
+            }
+        }
+        if !req.body.isEmpty {
+            var cut = false
+            if case .resetWithoutForwarding? = fault { cut = true }
+            bodyLog.append(BodyRecord(method: req.method, contentRange: req.header("Content-Range"), bytes: req.body.count, forwarded: !cut))
         }
         lock.unlock()
         switch fault {
@@ -278,6 +297,9 @@ final class FaultProxy: @unchecked Sendable {
             return
         case .delay(let s)?:
             Thread.sleep(forTimeInterval: s)
+        case .resetWithoutForwarding?:
+            MiniServer.reset(c)
+            return
         default: break
         }
         guard let (head, body) = forward(req, to: upstream) else { MiniServer.reset(c); return }
@@ -343,6 +365,8 @@ final class KilnEnv {
     var tmp: String { dir.path + "/tmp" }
     var vars: [String: String] {
         ["TMPDIR": tmp, "DOCKER_CONFIG": dir.path + "/docker", "REGISTRY_AUTH_FILE": "", "XDG_RUNTIME_DIR": "",
+         // Push compresses uncompressed layers into the default cache: keep it here, never in ~/.cache.
+         "XDG_CACHE_HOME": dir.path + "/cache",
          "KILN_REGISTRY_RETRY_DELAY": "0.05"]
     }
     @discardableResult

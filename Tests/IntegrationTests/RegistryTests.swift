@@ -67,7 +67,8 @@ import Testing
         try env.kiln(["copy", "docker-archive:\(src.path)/img.tar", "oci:\(src.path)/layout:v1"])
         let layoutDigest = (try parseJSON(try run("skopeo", ["inspect", "oci:\(src.path)/layout:v1"]).stdout) as! [String: Any])["Digest"] as! String
         let dst = "docker://\(reg.host)/kiln/pushed:2"
-        let push = try env.kiln(["push", "oci:\(src.path)/layout:v1", dst, "--json"])
+        // Its layers are uncompressed: --preserve-digests pushes them as they are, digest unchanged.
+        let push = try env.kiln(["push", "oci:\(src.path)/layout:v1", dst, "--json", "--preserve-digests"])
         #expect((try parseJSON(push.stdout) as! [String: Any])["digest"] as? String == layoutDigest)
         #expect((try parseJSON(try skopeoInspect(dst)) as! [String: Any])["Digest"] as? String == layoutDigest)
         try run("skopeo", ["copy", "-q", "--src-tls-verify=false", dst, "oci:\(src.path)/back:v1"])
@@ -86,7 +87,9 @@ import Testing
 
         let b = "docker://\(reg.host)/team/b:1"
         let copy = try env.kiln(["copy", a, b])
-        #expect(copy.stderr.contains("mounted"), "\(copy.stderr)")
+        // The layer and the config are both mounted from team/a: nothing is uploaded.
+        #expect(copy.stderr.components(separatedBy: ": mounted").count - 1 == 2, "\(copy.stderr)")
+        #expect(!copy.stderr.contains("pushing blob"), "\(copy.stderr)")
         #expect((try parseJSON(try skopeoInspect(a)) as! [String: Any])["Digest"] as? String
             == (try parseJSON(try skopeoInspect(b)) as! [String: Any])["Digest"] as? String)
     }
@@ -149,5 +152,82 @@ import Testing
             if status == 1 { #expect(lines.count == 1, "\(ref): \(r.stderr)") }
         }
         #expect(!FileManager.default.fileExists(atPath: env.dir.path + "/out"))
+    }
+
+    /// The layer media types of a registry manifest.
+    func layerTypes(_ ref: String) throws -> [String] {
+        let m = try parseJSON(try skopeoInspect(ref, raw: true)) as! [String: Any]
+        return (m["layers"] as! [[String: Any]]).map { $0["mediaType"] as! String }
+    }
+
+    /// The diffIDs skopeo reads from a docker-archive (`Layers` there are the plain tars').
+    func archiveLayers(_ path: String) throws -> [String] {
+        (try parseJSON(try run("skopeo", ["inspect", "docker-archive:\(path)"]).stdout) as! [String: Any])["Layers"] as! [String]
+    }
+
+    @Test func pushCompressesUncompressedLayersOnceAndPreserveDigestsKeepsThem() throws {
+        let reg = try TestRegistry()
+        let env = try KilnEnv()
+        let src = try TempDir()
+        let spec = try writeFilesSpec(in: src, bigBytes: 300_000)
+        try src.write("files/text.txt", String(repeating: "compressible text\n", count: 20_000))
+        let built = try env.kiln(["build", spec, "-o", src.path + "/img.tar"])
+        let archiveDigest = String(built.stdout.split(separator: " ").last!.trimmingCharacters(in: .whitespacesAndNewlines))
+        let diffIDs = try archiveLayers(src.path + "/img.tar")
+        let cache = src.path + "/cache"
+
+        // gzip by default: the manifest names gzip layers and its digest changes (said once).
+        let a = "docker://\(reg.host)/comp/img:1"
+        let first = try env.kiln(["push", "docker-archive:\(src.path)/img.tar", a, "--cache-dir", cache, "--json"])
+        #expect(first.stderr.contains("pushed as gzip: 1 compressed now, 0 from the cache"), "\(first.stderr)")
+        #expect(first.stderr.contains("manifest digest changed from \(archiveDigest)"), "\(first.stderr)")
+        let pushedDigest = (try parseJSON(first.stdout) as! [String: Any])["digest"] as! String
+        #expect(pushedDigest != archiveDigest)
+        #expect((try parseJSON(try skopeoInspect(a)) as! [String: Any])["Digest"] as? String == pushedDigest)
+        #expect(try layerTypes(a) == ["application/vnd.docker.image.rootfs.diff.tar.gzip"])
+        let size = ((try parseJSON(try skopeoInspect(a, raw: true)) as! [String: Any])["layers"] as! [[String: Any]])[0]["size"] as! Int
+        let plainSize = (try FileManager.default.attributesOfItem(atPath: src.path + "/img.tar")[.size] as! Int)
+        #expect(size < plainSize - 300_000, "the gzip layer (\(size) B) is not smaller than the archive (\(plainSize) B)")
+        // skopeo copies it back: the same diffIDs as the archive.
+        try run("skopeo", ["copy", "-q", "--src-tls-verify=false", a, "docker-archive:\(src.path)/back.tar:comp/img:1"])
+        #expect(try archiveLayers(src.path + "/back.tar") == diffIDs)
+
+        // The second push of the same archive takes the compressed layer from the cache.
+        let second = try env.kiln(["push", "docker-archive:\(src.path)/img.tar", "docker://\(reg.host)/comp/again:1", "--cache-dir", cache])
+        #expect(second.stderr.contains("pushed as gzip: 0 compressed now, 1 from the cache"), "\(second.stderr)")
+        #expect(second.stdout.contains(pushedDigest))
+        #expect(try FileSystemList.files(in: cache + "/compressed/entries").count == 1)
+
+        // zstd on request: an OCI manifest with a zstd layer; Kiln pulls it back to the same diffIDs.
+        let z = "docker://\(reg.host)/comp/zstd:1"
+        let zr = try env.kiln(["push", "docker-archive:\(src.path)/img.tar", z, "--cache-dir", cache, "--dest-compress-format", "zstd"])
+        #expect(zr.stderr.contains("pushed as zstd: 1 compressed now"), "\(zr.stderr)")
+        #expect(try layerTypes(z) == ["application/vnd.oci.image.layer.v1.tar+zstd"])
+        try env.kiln(["pull", z, "-o", src.path + "/z.tar", "-q"])
+        #expect(try archiveLayers(src.path + "/z.tar") == diffIDs)
+
+        // --preserve-digests: the uncompressed layer and the archive's digest, no notice;
+        // asking for a compression as well is a usage error.
+        let p = "docker://\(reg.host)/comp/kept:1"
+        let kept = try env.kiln(["push", "docker-archive:\(src.path)/img.tar", p, "--preserve-digests", "--no-cache"])
+        #expect(kept.stdout.contains(archiveDigest), "\(kept.stdout)")
+        #expect(!kept.stderr.contains("compressed"), "\(kept.stderr)")
+        #expect(try layerTypes(p) == ["application/vnd.docker.image.rootfs.diff.tar"])
+        let both = try env.kiln(["push", "docker-archive:\(src.path)/img.tar", p, "--preserve-digests",
+                                 "--dest-compress-format", "zstd"], check: false)
+        #expect(both.status == 64 && both.stderr.contains("--preserve-digests"), "\(both.stderr)")
+
+        // kiln copy to a registry compresses the same way (and finds the twin in the cache).
+        let c = try env.kiln(["copy", "docker-archive:\(src.path)/img.tar", "docker://\(reg.host)/comp/copied:1", "--cache-dir", cache])
+        #expect(c.stderr.contains("0 compressed now, 1 from the cache"), "\(c.stderr)")
+        #expect(c.stdout.contains(pushedDigest), "\(c.stdout)")
+        #expect(env.leftovers.isEmpty, "\(env.leftovers)")
+    }
+}
+
+/// Regular files in a directory, by name.
+enum FileSystemList {
+    static func files(in dir: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }
     }
 }

@@ -50,9 +50,11 @@ public struct ImageBuilder {
         var itemTrees: [FileTree] = []
         // The files of each `closure:` item at their host paths, for the SBOM.
         var closureFiles: [Int: [String]] = [:]
+        // Isolated closures whose launchers are shell scripts.
+        var shellLaunchers: [Int] = []
         for (i, item) in spec.contents.enumerated() {
             var itemTree = FileTree()
-            try add(item, index: i, to: &itemTree)
+            if try add(item, index: i, to: &itemTree) { shellLaunchers.append(i) }
             if item.kind == .closure, item.target == nil, !item.isolate {
                 closureFiles[i] = itemTree.paths.filter { !(itemTree[$0]?.isDirectory ?? true) }.sorted()
             }
@@ -94,7 +96,7 @@ public struct ImageBuilder {
                 provenance[dest, default: []].insert(i)
             }
         }
-        try checkLaunchers(tree, below: below)
+        try checkLaunchers(tree, below: below, shellLaunchers: shellLaunchers)
         if let baseRoot { Self.adoptBaseDirectories(&tree, base: baseRoot) }
         if !spec.users.isEmpty || !spec.groups.isEmpty {
             if let base { try addAccounts(to: &tree, base: base) } else { tree.addUsers(spec.users, groups: spec.groups) }
@@ -196,7 +198,9 @@ public struct ImageBuilder {
         }
     }
 
-    private func add(_ item: ContentItem, index: Int, to tree: inout FileTree) throws {
+    /// Adds one content item's files; true when it is an isolated closure whose launcher
+    /// is a shell script.
+    private func add(_ item: ContentItem, index: Int, to tree: inout FileTree) throws -> Bool {
         let key: String
         switch item.kind {
         case .directory: key = "contents[\(index)]"
@@ -225,13 +229,16 @@ public struct ImageBuilder {
             case .archive:
                 try tree.addArchive(item.path, at: item.target ?? "/", staging: staging, xattrs: spec.xattrs, key: key)
             case .closure where item.isolate:
-                tree.merge(try IsolatedClosure.make(of: item.path, target: item.target, xattrs: spec.xattrs).tree)
+                let isolated = try IsolatedClosure.make(of: item.path, target: item.target, xattrs: spec.xattrs)
+                tree.merge(isolated.tree)
+                return isolated.needsShell
             case .closure:
                 try tree.addClosure(of: item.path, target: item.target, xattrs: spec.xattrs)
             }
         } catch let e as BuildError {
             throw e.message.hasPrefix(item.location.description) ? e : BuildError("\(prefix): \(e.message)")
         }
+        return false
     }
 
     /// The item itself is followed when it is a symlink (as `cp -r PATH` follows its

@@ -15,20 +15,24 @@ import KilnOCI
 /// share a directory and the same closure always gets the same one.
 ///
 /// The program is started through its bundled loader, ld.so(8)'s "command" form:
-/// `LOADER --library-path DIRS [--inhibit-cache] [--argv0 "$0"] PROGRAM "$@"`. The
-/// launcher at the target path (default: the program's own path) is a two-line `/bin/sh`
-/// script: the kernel cannot pass several arguments through a `#!` line, a symlink
-/// cannot add them, and the ELF interpreter path of a copy cannot carry the library path.
-/// So the image needs a `/bin/sh` (checked at build time). `--argv0 "$0"` (glibc 2.33+)
-/// keeps the name the program was started by; `--inhibit-cache` keeps the base's
-/// `/etc/ld.so.cache` (of another glibc) out of the search. Both are passed only when
-/// the bundled loader lists them in its `--help`.
+/// `LOADER --library-path DIRS [--inhibit-cache] [--argv0 ARGV0] PROGRAM ARGS…`, by a
+/// launcher at the target path (default: the program's own path). A `#!` line carries
+/// one argument and a symlink none, and the ELF interpreter path of a copy cannot carry
+/// the library path, so the launcher is a program of its own: for x86-64 a tiny static
+/// ELF that only calls execve(2) (`IsolatedLauncher`), so the image needs no shell; for
+/// other machines a two-line `/bin/sh` script, and then the image must have a `/bin/sh`
+/// (checked at build time). `--argv0` (glibc 2.33+) keeps the name the program was
+/// started by; `--inhibit-cache` keeps the base's `/etc/ld.so.cache` (of another glibc)
+/// out of the search. Both are passed only when the bundled loader lists them in its
+/// `--help`.
 struct IsolatedClosure {
     /// The private directory, normal form (`opt/kiln/0123456789ab`).
     var directory: String
     /// The launcher's path, normal form.
     var launcher: String
     var tree: FileTree
+    /// The launcher is a `/bin/sh` script (machines other than x86-64).
+    var needsShell: Bool
 
     static func make(of path: String, target: String?, xattrs: Bool, resolver: ClosureResolver = ClosureResolver()) throws -> IsolatedClosure {
         let closure = try resolver.closure(of: path, target: nil)
@@ -51,7 +55,9 @@ struct IsolatedClosure {
         guard !launcher.isEmpty else { throw BuildError("closure: target must name a file, not the image root") }
 
         let programPath = "/" + dir + "/" + FileTree.normalize(program.path)
-        var command: [String]
+        // execve(2)'s arguments: BEFORE, then the launcher's argv[0] when `argv0`, AFTER,
+        // then the launcher's other arguments.
+        var before: [String], after: [String] = [], argv0 = false
         let elf = try ELFFile(path: resolver.prefix + program.canonical)
         if let interp = elf.interpreter, let loader = files.first(where: { $0.path == "/" + FileTree.normalize(interp) }) {
             var dirs: [String] = []
@@ -60,17 +66,27 @@ struct IsolatedClosure {
                 if !dirs.contains(d) { dirs.append(d) }
             }
             let options = loaderOptions(resolver.prefix + loader.canonical)
-            command = [quote("/" + dir + "/" + FileTree.normalize(loader.path)), "--library-path", quote(dirs.joined(separator: ":"))]
-            if options.contains("--inhibit-cache") { command.append("--inhibit-cache") }
-            if options.contains("--argv0") { command += ["--argv0", "\"$0\""] }
-            command.append(quote(programPath))
+            before = ["/" + dir + "/" + FileTree.normalize(loader.path), "--library-path", dirs.joined(separator: ":")]
+            if options.contains("--inhibit-cache") { before.append("--inhibit-cache") }
+            if options.contains("--argv0") {
+                before.append("--argv0")
+                argv0 = true
+            }
+            after = [programPath]
         } else {
             // A static program needs no loader.
-            command = [quote(programPath)]
+            before = [programPath]
         }
-        let script = "#!/bin/sh\nexec " + command.joined(separator: " ") + " \"$@\"\n"
-        tree.insert(launcher, FileNode(.file(.inline(Array(script.utf8))), mode: 0o755))
-        return IsolatedClosure(directory: dir, launcher: launcher, tree: tree)
+        let bytes: [UInt8]
+        let needsShell = elf.machine != IsolatedLauncher.machineX86_64
+        if needsShell {
+            let words = before.map(quote) + (argv0 ? ["\"$0\""] : []) + after.map(quote)
+            bytes = Array(("#!/bin/sh\nexec " + words.joined(separator: " ") + " \"$@\"\n").utf8)
+        } else {
+            bytes = IsolatedLauncher.x86_64(before: before, argv0: argv0, after: after)
+        }
+        tree.insert(launcher, FileNode(.file(.inline(bytes)), mode: 0o755))
+        return IsolatedClosure(directory: dir, launcher: launcher, tree: tree, needsShell: needsShell)
     }
 
     /// The options a glibc loader lists in its `--help` (nothing for another loader).
@@ -110,9 +126,10 @@ struct IsolatedClosure {
 }
 
 extension ImageBuilder {
-    /// An isolated closure's launcher is a `/bin/sh` script: the image must have one.
-    func checkLaunchers(_ tree: FileTree, below: ImageView) throws {
-        guard let i = spec.contents.firstIndex(where: { $0.isolate }) else { return }
+    /// An isolated closure's launcher that is a `/bin/sh` script (`shellLaunchers`: the
+    /// items whose launchers are) needs a `/bin/sh` in the image.
+    func checkLaunchers(_ tree: FileTree, below: ImageView, shellLaunchers: [Int]) throws {
+        guard let i = shellLaunchers.first else { return }
         func kind(_ p: String) -> ViewKind? { tree[p].map(ViewKind.init) ?? below.kind(at: p) }
         let sh = try FileTree.resolve("bin/sh", followFinal: true, kind: kind)
         guard kind(sh) == .file else {

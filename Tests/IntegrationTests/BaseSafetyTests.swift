@@ -144,6 +144,28 @@ struct BaseSafetyTests {
         #expect(try runWithRunc(out, tag: "v1", in: dir, args: ["/bin/ls", "/usr/local/bin"]) == "perl\n")
     }
 
+    @Test func anIsolatedClosureNeedsNoShellInTheImage() throws {
+        let dir = try TempDir()
+        try dir.write("base.yaml", """
+            name: kiln-test/no-shell
+            tag: v1
+            contents:
+              - closure: /bin/ls
+            """)
+        let base = dir.path + "/base-layout"
+        try kiln(["build", dir.path + "/base.yaml", "--format", "oci", "-o", base])
+        try dir.write("image.yaml", """
+            name: kiln-test/isolated
+            tag: v1
+            fromImage: oci:\(base):v1
+            contents:
+              - {closure: /usr/bin/perl, isolate: true}
+            """)
+        let out = dir.path + "/out"
+        try kiln(["build", dir.path + "/image.yaml", "--format", "oci", "-o", out] + cacheFlags)
+        #expect(try runWithRunc(out, tag: "v1", in: dir, args: ["/usr/bin/perl", "-e", "print qq(no shell\\n)"]) == "no shell\n")
+    }
+
     @Test func isolateOnAProgramThatIsNotELFIsOneClearError() throws {
         let dir = try TempDir()
         let base = try makeMergedUsrBase(in: dir)

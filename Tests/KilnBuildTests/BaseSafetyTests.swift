@@ -276,35 +276,46 @@ private func file(_ bytes: String, mode: UInt32 = 0o644) -> FileNode {
             Issue.record("no launcher")
             return
         }
-        let script = String(decoding: bytes, as: UTF8.self)
-        #expect(script.hasPrefix("#!/bin/sh\nexec '/\(iso.directory)/"))
-        #expect(script.contains("--library-path '/\(iso.directory)/"))
-        #expect(script.hasSuffix(" '/\(iso.directory)/bin/ls' \"$@\"\n") || script.hasSuffix(" '/\(iso.directory)/usr/bin/ls' \"$@\"\n"), "\(script)")
+        // On x86-64 a static ELF launcher (no shell needed), naming the bundled loader,
+        // its library path and the program.
+        #expect(!iso.needsShell)
+        #expect(Array(bytes.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46])
+        let strings = bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        #expect(strings.contains { $0.hasPrefix("/\(iso.directory)/") && $0.hasSuffix("ld-linux-x86-64.so.2") }, "\(strings)")
+        #expect(strings.contains("--library-path"))
+        #expect(strings.contains("/\(iso.directory)/bin/ls") || strings.contains("/\(iso.directory)/usr/bin/ls"), "\(strings)")
         // The same closure, the same directory.
         #expect(try IsolatedClosure.make(of: "/bin/ls", target: "/usr/local/bin/", xattrs: false).directory == iso.directory)
     }
 
-    @Test func theLauncherStartsTheProgramThroughItsOwnLoader() throws {
-        let s = BaseSafetyScratch()
-        let iso = try IsolatedClosure.make(of: "/bin/echo", target: "/run-echo", xattrs: false)
-        // Materialised under a root; the launcher's absolute paths are rewritten to it.
-        mkdir(s.path + "/root", 0o755)
-        try iso.tree.materialize(at: s.path + "/root")
-        let script = try String(contentsOfFile: s.path + "/root/run-echo", encoding: .utf8)
-            .replacingOccurrences(of: "'/opt/kiln/", with: "'\(s.path)/root/opt/kiln/")
-            .replacingOccurrences(of: ":/opt/kiln/", with: ":\(s.path)/root/opt/kiln/")
-        try script.write(toFile: s.path + "/run-echo", atomically: false, encoding: .utf8)
-        chmod(s.path + "/run-echo", 0o755)
+    /// Runs a launcher file with `args`; its exit status and output.
+    func launch(_ bytes: [UInt8], _ args: [String], in s: BaseSafetyScratch) throws -> (Int32, String) {
+        let path = s.path + "/launcher"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o755)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: s.path + "/run-echo")
-        p.arguments = ["isolated", "echo"]
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
         let out = Pipe()
         p.standardOutput = out
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
-        #expect(String(decoding: data, as: UTF8.self) == "isolated echo\n")
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func theLauncherExecsTheLoaderWithItsArgumentsAndTheCallers() throws {
+        let s = BaseSafetyScratch()
+        let loader = "/lib64/ld-linux-x86-64.so.2"
+        let elf = IsolatedLauncher.x86_64(before: [loader, "--library-path", "/lib/x86_64-linux-gnu", "--argv0"],
+                                          argv0: true, after: ["/bin/echo"])
+        #expect(try launch(elf, ["isolated", "echo"], in: s) == (0, "isolated echo\n"))
+        #expect(try launch(elf, [], in: s) == (0, "\n"))
+        // The caller's argv[0] reaches the program: `sh -c` without more arguments sets $0 to it.
+        let sh = IsolatedLauncher.x86_64(before: [loader, "--argv0"], argv0: true, after: ["/bin/sh"])
+        #expect(try launch(sh, ["-c", "echo $0"], in: s) == (0, s.path + "/launcher\n"))
+        // A loader that is not there: 127, as a shell's exec.
+        #expect(try launch(IsolatedLauncher.x86_64(before: ["/nonexistent"], argv0: false, after: []), [], in: s).0 == 127)
     }
 
     @Test func aProgramThatIsNotELFIsOneClearError() throws {

@@ -114,3 +114,20 @@ extension FileTree {
         return placed
     }
 }
+
+extension FileTree {
+    /// A `perms` pattern placed as contents are (`mergeResolving`): its leading literal
+    /// components go through the image's symlinks, so `/lib/x86_64-linux-gnu/*.so` names
+    /// what lands in `usr/lib/x86_64-linux-gnu` on a merged-/usr image. A wholly literal
+    /// pattern keeps its last component (it may name a symlink itself).
+    static func resolvePattern(_ pattern: String, kind: (String) -> ViewKind?) throws -> String {
+        let comps = pattern.split(separator: "/").map(String.init)
+        let literal = comps.firstIndex { $0.contains(where: { "*?[".contains($0) }) } ?? comps.count
+        guard literal > 0 else { return pattern }
+        let upTo = literal == comps.count ? literal - 1 : literal
+        guard upTo > 0 else { return pattern }
+        let head = try resolve(comps[..<upTo].joined(separator: "/"), followFinal: true, kind: kind)
+        let rest = comps[upTo...]
+        return "/" + ((head.isEmpty ? [] : [head]) + rest).joined(separator: "/")
+    }
+}

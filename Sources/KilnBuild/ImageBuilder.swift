@@ -104,8 +104,20 @@ public struct ImageBuilder {
         if let script = spec.extraCommands {
             tree = try runExtraCommands(script, on: tree)
         }
-        for p in tree.apply(spec.perms) {
-            throw BuildError("\(p.location): perms: \"\(p.path)\" matches nothing in the image")
+        // Patterns go through the image's symlinks as the contents did.
+        var original: [Spec.Permission: Spec.Permission] = [:]
+        let perms = try spec.perms.map { p in
+            var placed = p
+            do {
+                placed.path = try FileTree.resolvePattern(p.path) { tree[$0].map(ViewKind.init) ?? below.kind(at: $0) }
+            } catch let e as BuildError {
+                throw BuildError("\(p.location): perms: \(e.message)")
+            }
+            original[placed] = p
+            return placed
+        }
+        for p in tree.apply(perms) {
+            throw BuildError("\(p.location): perms: \"\(original[p]?.path ?? p.path)\" matches nothing in the image")
         }
         if let baseRoot { try settleAgainstBase(&tree, provenance: provenance, base: baseRoot) }
         guard budget >= 1 else {

@@ -76,6 +76,13 @@ private func file(_ bytes: String, mode: UInt32 = 0o644) -> FileNode {
         #expect(try FileTree.resolve("up/etc/passwd", followFinal: false, kind: kind) == "etc/passwd")
     }
 
+    @Test func permsPatternsGoThroughSymlinksUpToTheirFirstGlob() throws {
+        #expect(try FileTree.resolvePattern("/lib/x86_64-linux-gnu/*.so", kind: kind) == "/usr/lib/x86_64-linux-gnu/*.so")
+        #expect(try FileTree.resolvePattern("/lib/foo.txt", kind: kind) == "/usr/lib/foo.txt")
+        #expect(try FileTree.resolvePattern("/lib", kind: kind) == "/lib")
+        #expect(try FileTree.resolvePattern("/**/lib/x", kind: kind) == "/**/lib/x")
+    }
+
     @Test func loopsAreAnError() {
         #expect(throws: BuildError.self) { try FileTree.resolve("loop/x", followFinal: false, kind: kind) }
     }

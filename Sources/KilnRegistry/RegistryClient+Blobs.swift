@@ -51,17 +51,30 @@ extension RegistryClient {
     /// The spool is temporary, so it is not fsynced: the sink that keeps the blob
     /// decides about durability.
     public func downloadBlob(repository: String, descriptor d: Descriptor, to path: String) async throws {
+        try await downloadBlob(repository: repository, descriptor: d, into: try FileBlobSink(path: path))
+    }
+
+    /// Downloads a blob into `sink` (a file, or a decompressor): as `downloadBlob(…to:)`,
+    /// with the bytes handed to `sink.write` in order on the transfer's worker thread;
+    /// `sink.finish` runs once the digest checks, `sink.abort` on any failure.
+    func downloadBlob(repository: String, descriptor d: Descriptor, into sink: any BlobSink) async throws {
+        let worker = SerialWorker(name: "kiln-download")
+        defer { worker.stop() }
+        do {
+            try await transfer(repository: repository, descriptor: d, into: sink, worker: worker)
+        } catch {
+            // After the writes already queued, so nothing is written once it is removed.
+            _ = try? await worker.run { sink.abort() }
+            throw error
+        }
+    }
+
+    private func transfer(repository: String, descriptor d: Descriptor, into sink: any BlobSink,
+                          worker: SerialWorker) async throws {
         let what = "blob \(d.digest)"
         let id = shortDigest(d.digest.description)
         let progress = options.progress
-        let tmp = path + ".partial"
-        let file = LockedBox(DownloadFile(try FileWriter(creating: tmp)))
-        let worker = SerialWorker(name: "kiln-download")
-        var ok = false
-        defer {
-            worker.stop()
-            if !ok { unlink(tmp) }
-        }
+        let hasher = LockedBox(SHA256Hasher())
         let batchSize = Self.downloadBatch
         var batch = ByteBuffer()
         batch.reserveCapacity(batchSize)
@@ -75,17 +88,16 @@ extension RegistryClient {
             batch.reserveCapacity(batchSize)
             writing = Task {
                 try await worker.run {
-                    try file.update { f in
-                        try full.withUnsafeReadableBytes { buf in
-                            f.hasher.update(buf)
-                            try f.writer.write(buf)
-                        }
+                    try full.withUnsafeReadableBytes { buf in
+                        hasher.update { $0.update(buf) }
+                        try sink.write(buf)
                     }
                     return full
                 }
             }
         }
         var received: Int64 = 0
+        var skip: Int64 = 0
         var attempt = 1
         progress.start(id, verb: "pulling", total: d.size)
         while true {
@@ -97,14 +109,10 @@ extension RegistryClient {
             if status == 206, received > 0, Self.rangeStart(r.headers.first(name: "Content-Range")) == received {
                 // Resumed where we stopped.
             } else if status == 200 || status == 206 {
-                if received > 0 {
-                    _ = try await writing?.value
-                    writing = nil
-                    batch.clear()
-                    try await worker.run { try file.update { f in try f.writer.truncate(to: 0); f.hasher = SHA256Hasher() } }
-                    received = 0
-                    progress.rewind(id, to: 0)
-                }
+                // The whole blob again: its first `received` bytes are the ones already
+                // passed on (the digest check at the end says whether they were), so
+                // they are skipped rather than written twice.
+                skip = received
                 if status == 206 {
                     await drain(r)
                     throw RegistryError.protocolViolation("\(what): the registry sent a partial answer to a whole request")
@@ -114,7 +122,13 @@ extension RegistryClient {
                 throw Self.httpError(status: status, body: body, what: what)
             }
             do {
-                for try await chunk in r.body {
+                for try await var chunk in r.body {
+                    if skip > 0 {
+                        let drop = Int(min(skip, Int64(chunk.readableBytes)))
+                        chunk.moveReaderIndex(forwardBy: drop)
+                        skip -= Int64(drop)
+                        if chunk.readableBytes == 0 { continue }
+                    }
                     let n = Int64(chunk.readableBytes)
                     guard received + n <= d.size else {
                         throw RegistryError.sizeMismatch(what: what, expected: d.size, actual: received + n)
@@ -150,12 +164,9 @@ extension RegistryClient {
         guard received == d.size else { throw RegistryError.sizeMismatch(what: what, expected: d.size, actual: received) }
         try await flush()
         _ = try await writing?.value
-        let actual = try await worker.run { file.get().hasher.finalize() }
+        let actual = hasher.get().finalize()
         guard actual == d.digest else { throw RegistryError.digestMismatch(what: what, expected: d.digest, actual: actual) }
-        guard rename(tmp, path) == 0 else {
-            throw RegistryError.transport("cannot move \(tmp) into place: \(String(cString: strerror(errno)))")
-        }
-        ok = true
+        try await worker.run { try sink.finish() }
         progress.finish(id, outcome: "done")
     }
 
@@ -171,10 +182,33 @@ extension RegistryClient {
     }
 }
 
-/// The file a blob is downloaded into and the hash of what it holds so far; used
-/// only by the transfer's `SerialWorker` jobs (behind a `LockedBox` all the same).
-struct DownloadFile {
-    let writer: FileWriter
-    var hasher = SHA256Hasher()
-    init(_ writer: FileWriter) { self.writer = writer }
+/// Where a download's bytes go, in order, on the transfer's worker thread.
+protocol BlobSink: Sendable {
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Every byte arrived and the blob's digest checked.
+    func finish() throws
+    /// The download failed: leave nothing behind.
+    func abort()
+}
+
+/// A blob downloaded into a file: written to `path.partial`, renamed to `path` when
+/// complete and checked.
+final class FileBlobSink: BlobSink {
+    let path: String
+    private let writer: LockedBox<FileWriter>
+
+    init(path: String) throws {
+        self.path = path
+        writer = LockedBox(try FileWriter(creating: path + ".partial"))
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws { try writer.update { try $0.write(bytes) } }
+
+    func finish() throws {
+        guard rename(path + ".partial", path) == 0 else {
+            throw RegistryError.transport("cannot move \(path).partial into place: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func abort() { unlink(path + ".partial") }
 }

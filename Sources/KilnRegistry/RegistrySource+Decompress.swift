@@ -19,21 +19,33 @@ public struct DecompressedLayer: StoredLayer {
 }
 
 extension RegistrySource {
-    /// The image with every (downloaded) layer decompressed into the spool, several
-    /// layers at once, each on a thread of its own (`OwnThread`): for sinks that store
-    /// plain tars (docker-archive), whose own decompression runs one layer at a time.
-    /// `maxLayerSize` bounds each layer's uncompressed size (decompression bombs).
+    /// The image with every layer decompressed into the spool, several layers at once,
+    /// each decompressed on a thread of its own: for sinks that store plain tars
+    /// (docker-archive), whose own decompression runs one layer after another. A layer
+    /// not downloaded yet is decompressed as it arrives (`DecompressingBlobSink`), so
+    /// its compressed bytes are never written to disk; one already downloaded is
+    /// decompressed from its file. `maxLayerSize` bounds each layer's uncompressed size
+    /// (decompression bombs).
     public func decompressedImage(maxLayerSize: Int64) async throws -> SourceImage {
         let image = resolved
-        let limit = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
+        let limit = max(1, client.options.parallelism)
         var out = [(any StoredLayer)?](repeating: nil, count: image.layers.count)
         try await withThrowingTaskGroup(of: (Int, DecompressedLayer).self) { group in
             var next = 0
             func add() {
                 let i = next, layer = image.layers[i], path = spool.directory + "/plain-\(i)"
                 next += 1
+                let spool = self.spool
                 group.addTask {
-                    (i, try await OwnThread.run("kiln-decompress") { try Self.decompress(layer, to: path, limit: maxLayerSize) })
+                    if let file = layer.localFile {
+                        return (i, try await OwnThread.run("kiln-decompress") {
+                            try Self.decompress(try FileReader(path: file), layer: layer.descriptor, diffID: layer.diffID,
+                                                to: path, limit: maxLayerSize)
+                        })
+                    }
+                    let sink = DecompressingBlobSink(layer: layer.descriptor, diffID: layer.diffID, path: path, limit: maxLayerSize)
+                    try await spool.client.downloadBlob(repository: spool.repository, descriptor: layer.descriptor, into: sink)
+                    return (i, try sink.result())
                 }
             }
             while next < min(limit, image.layers.count) { add() }
@@ -46,26 +58,154 @@ extension RegistrySource {
                            config: image.config, layers: out.map { $0! }, names: image.names)
     }
 
-    /// Decompresses one layer to `path`, hashing the tar (its diffID) and computing its
-    /// tarsum from the same bytes as they pass.
-    static func decompress(_ layer: any StoredLayer, to path: String, limit: Int64) throws -> DecompressedLayer {
+    /// Decompresses one layer's blob from `reader` to `path`, hashing the tar (its
+    /// diffID, checked) and computing its tarsum from the same bytes as they pass.
+    static func decompress(_ reader: ByteReader, layer: Descriptor, diffID: Digest, to path: String,
+                           limit: Int64) throws -> DecompressedLayer {
         do {
             let file = BufferingWriter(try FileWriter(creating: path, mode: 0o600))
             let hashed = HashingWriter(file)
-            let tee = CopyingReader(try Compression.decompressing(try layer.openBlob(), limit: limit), to: hashed)
+            let tee = CopyingReader(try Compression.decompressing(reader, limit: limit), to: hashed)
             let tarsum = try Tarsum.compute(reader: tee, version: .v1)
             try tee.drain()
             try hashed.finish()
-            guard hashed.digest == layer.diffID else {
-                throw RegistryError.digestMismatch(what: "layer \(layer.descriptor.digest) (uncompressed)",
-                                                   expected: layer.diffID, actual: hashed.digest)
+            guard hashed.digest == diffID else {
+                throw RegistryError.digestMismatch(what: "layer \(layer.digest) (uncompressed)", expected: diffID, actual: hashed.digest)
             }
-            return DecompressedLayer(descriptor: Descriptor(mediaType: MediaType.dockerLayer, digest: layer.diffID, size: hashed.count),
-                                     diffID: layer.diffID, localFile: path, tarsum: tarsum)
+            return DecompressedLayer(descriptor: Descriptor(mediaType: MediaType.dockerLayer, digest: diffID, size: hashed.count),
+                                     diffID: diffID, localFile: path, tarsum: tarsum)
         } catch {
             unlink(path)
             throw error
         }
+    }
+}
+
+/// A download decompressed as it arrives: the download's worker thread hands each batch
+/// to a `BytePipe`, and a thread of its own decompresses from the other end into the
+/// plain tar file (`RegistrySource.decompress`). The compressed digest is checked by
+/// the download; the diffID and tarsum by the decompressing thread.
+final class DecompressingBlobSink: BlobSink {
+    private let pipe = BytePipe()
+    private let outcome = LockedBox<Result<DecompressedLayer, any Error>?>(nil)
+    private let ended = NSCondition()
+    let path: String
+
+    init(layer: Descriptor, diffID: Digest, path: String, limit: Int64) {
+        self.path = path
+        let pipe = self.pipe, outcome = self.outcome, ended = self.ended
+        let thread = Thread {
+            let r = Result { try RegistrySource.decompress(pipe, layer: layer, diffID: diffID, to: path, limit: limit) }
+            pipe.closeReading(r.error)
+            ended.lock()
+            outcome.set(r)
+            ended.broadcast()
+            ended.unlock()
+        }
+        thread.name = "kiln-decompress"
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws { try pipe.write(bytes) }
+
+    /// Waits (on the download's worker thread) for the decompression to end.
+    private func wait() -> Result<DecompressedLayer, any Error> {
+        ended.lock()
+        defer { ended.unlock() }
+        while outcome.get() == nil { ended.wait() }
+        return outcome.get()!
+    }
+
+    func finish() throws {
+        pipe.closeWriting()
+        _ = try wait().get()
+    }
+
+    func abort() {
+        pipe.closeWriting(failed: true)
+        _ = wait()
+        unlink(path)
+    }
+
+    /// The decompressed layer, once `finish` has returned.
+    func result() throws -> DecompressedLayer {
+        guard let r = outcome.get() else { throw RegistryError.protocolViolation("layer decompression did not finish") }
+        return try r.get()
+    }
+}
+
+extension Result {
+    var error: Failure? {
+        if case .failure(let e) = self { return e }
+        return nil
+    }
+}
+
+/// A bounded queue of bytes between two threads of their own: the writer waits while
+/// `capacity` batches are queued, the reader while none is. Either side may close it:
+/// the reader with its error (the writer's next write throws it), the writer when
+/// done (the reader sees the end) or failed (the reader sees an error).
+final class BytePipe: ByteReader, @unchecked Sendable {
+    // `@unchecked`: every field below is read and written under `condition`'s lock.
+    private let condition = NSCondition()
+    private var batches: [[UInt8]] = []
+    private var offset = 0
+    private var writerClosed = false
+    private var writerFailed = false
+    private var readerClosed = false
+    private var readerError: (any Error)?
+    private let capacity: Int
+
+    init(capacity: Int = 4) { self.capacity = capacity }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count > 0 else { return }
+        let copy = [UInt8](bytes)
+        condition.lock()
+        defer { condition.unlock() }
+        while batches.count >= capacity && !readerClosed { condition.wait() }
+        if readerClosed {
+            throw readerError ?? RegistryError.protocolViolation("layer decompression stopped before the end of the blob")
+        }
+        batches.append(copy)
+        condition.broadcast()
+    }
+
+    func closeWriting(failed: Bool = false) {
+        condition.lock()
+        writerClosed = true
+        writerFailed = failed
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func closeReading(_ error: (any Error)?) {
+        condition.lock()
+        readerClosed = true
+        readerError = error
+        batches.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        while batches.isEmpty && !writerClosed { condition.wait() }
+        if writerFailed { throw CancellationError() }
+        guard let first = batches.first else { return 0 }
+        let n = min(buffer.count, first.count - offset)
+        first.withUnsafeBytes { src in
+            buffer.baseAddress!.copyMemory(from: src.baseAddress! + offset, byteCount: n)
+        }
+        offset += n
+        if offset == first.count {
+            batches.removeFirst()
+            offset = 0
+            condition.broadcast()
+        }
+        return n
     }
 }
 

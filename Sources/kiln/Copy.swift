@@ -69,9 +69,10 @@ struct Copy: AsyncParsableCommand {
                 }
             }
             // Into a local destination every layer is read: download them all first, in
-            // parallel; a registry destination mounts or streams them itself.
+            // parallel (into a docker-archive, decompressing as they arrive, below); a
+            // registry destination mounts or streams them itself.
             let opened = try await src.open(options: options, platform: try platform.map(PlatformSelection.parse) ?? .host,
-                                            fetchLayers: dst.readsLayerBytes,
+                                            fetchLayers: dst.readsLayerBytes && !dst.storesPlainLayers,
                                             maxLayerSize: limits.maxLayerSize.bytes)
             defer { opened.removeSpool() }
             // A docker-archive stores plain tars: decompress a registry image's layers several at once.

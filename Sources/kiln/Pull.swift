@@ -45,19 +45,21 @@ struct Pull: AsyncParsableCommand {
             let ref = try RegistryReference(parsing: reference)
             let options = try registry.options(json: json)
             let platform = try self.platform.map(PlatformSelection.parse) ?? .host
-            let opened = try await ImageLocation.registry(ref).open(options: options, platform: platform, fetchLayers: true)
+            // A docker-archive's layers are downloaded and decompressed together below.
+            let opened = try await ImageLocation.registry(ref).open(options: options, platform: platform,
+                                                                    fetchLayers: format != .dockerArchive)
             defer { opened.removeSpool() }
-            options.progress.close()
             let dest: ImageReference
             switch format {
             case .dockerArchive: dest = .dockerArchive(path: output)
             case .oci: dest = .oci(path: output, tag: ref.tag)
             case .ociArchive: dest = .ociArchive(path: output, tag: ref.tag)
             }
-            // A docker-archive stores plain tars: the layers are decompressed several at once here
-            // (the archive sink would decompress them one after another).
+            // A docker-archive stores plain tars: the layers are decompressed as they arrive,
+            // several at once (the archive sink would decompress them one after another).
             let image = format == .dockerArchive ? try await opened.imageForPlainLayers(maxLayerSize: limits.maxLayerSize.bytes)
                                                  : opened.image
+            options.progress.close()
             _ = try await ImageLocation.local(dest).write(image.pending(name: ref.name, tag: ref.tag ?? "latest"), options: options,
                                                           maxLayerSize: limits.maxLayerSize.bytes)
             if json {

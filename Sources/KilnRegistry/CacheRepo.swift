@@ -43,7 +43,12 @@ public final class CacheRepo: Sendable {
     public init(reference: RegistryReference, options: RegistryOptions) throws {
         registry = reference.registry
         repository = reference.repository
-        client = try RegistryClient(registry: registry, options: options)
+        // The repo only saves work: one that cannot be reached costs the build a few
+        // seconds (two tries, a short connect deadline), not the full retry budget.
+        var o = options
+        o.maxAttempts = min(o.maxAttempts, 2)
+        o.connectTimeout = min(o.connectTimeout, 5)
+        client = try RegistryClient(registry: registry, options: o)
         spool = try BlobSpool(client: client, repository: repository)
     }
 

@@ -86,6 +86,20 @@ import Glibc
         #expect(noCache.status == 64, "\(noCache)")
     }
 
+    @Test func anUnreachableRepoOnlyCostsTheSharing() throws {
+        let env = try KilnEnv()
+        let work = try TempDir()
+        let spec = try writeLayeredSpec(in: work)
+        let port = try freePort()  // nobody listens there
+        let r = try env.kiln(["build", spec, "-o", work.path + "/a.tar", "--cache-dir", work.path + "/cache",
+                              "--cache-repo", "docker://127.0.0.1:\(port)/ci/cache"])
+        #expect(r.stderr.contains("cannot look layers up"), "\(r.stderr)")
+        #expect(r.stderr.contains("warning: cache repo 127.0.0.1:\(port)/ci/cache: could not push"), "\(r.stderr)")
+        try env.kiln(["build", spec, "-o", work.path + "/b.tar", "--cache-dir", work.path + "/cache-plain"])
+        #expect(try work.bytes("a.tar") == work.bytes("b.tar"))
+        #expect(env.leftovers.isEmpty, "\(env.leftovers)")
+    }
+
     @Test func twoBuildsPushingAtOnceLoseNoEntry() throws {
         let reg = try TestRegistry()
         defer { stopRegistry(reg) }

@@ -15,16 +15,20 @@ public final class BaseImage {
     private let staging: Staging
     private var flattened: Rootfs?
 
-    public init(reference: String, image: SourceImage, staging: Staging) {
+    /// Limits for decompressing the base's layers (`--max-layer-size`).
+    public let limits: RootfsLimits
+
+    public init(reference: String, image: SourceImage, staging: Staging, limits: RootfsLimits = RootfsLimits()) {
         self.reference = reference
         self.image = image
         self.staging = staging
+        self.limits = limits
     }
 
     /// Reads the base image named by the spec. `fromImageName`/`fromImageTag` choose
     /// among the images of a docker-archive (by `RepoTags`) or, for an OCI layout, the
     /// tag (`org.opencontainers.image.ref.name`).
-    public static func load(spec: Spec, staging: Staging) throws -> BaseImage? {
+    public static func load(spec: Spec, staging: Staging, limits: RootfsLimits = RootfsLimits()) throws -> BaseImage? {
         guard let from = spec.fromImage else { return nil }
         let location = spec.keyLocations["fromImage"].map { "\($0): " } ?? ""
         if try registryReference(of: spec) != nil {
@@ -39,7 +43,7 @@ public final class BaseImage {
                 if name == nil, tag == nil, let reference {
                     (name, tag) = DockerArchiveSource.split(reference)
                 }
-                source = try DockerArchiveSource(path: path, name: name, tag: tag)
+                source = try DockerArchiveSource(path: path, name: name, tag: tag, maxDecompressedSize: limits.maxLayerSize)
             case .oci(let path, let tag) where spec.fromImageTag != nil || spec.fromImageName != nil:
                 source = try ImageReference.oci(path: path, tag: try ociTag(spec, tag)).source()
             case .ociArchive(let path, let tag) where spec.fromImageTag != nil || spec.fromImageName != nil:
@@ -48,9 +52,9 @@ public final class BaseImage {
                 if spec.fromImageName != nil || spec.fromImageTag != nil {
                     throw BuildError(chooserMisuse)
                 }
-                source = try ref.source()
+                source = try ref.source(maxLayerSize: limits.maxLayerSize)
             }
-            return BaseImage(reference: from, image: try source.image(), staging: staging)
+            return BaseImage(reference: from, image: try source.image(), staging: staging, limits: limits)
         } catch let e as BuildError {
             throw BuildError("\(location)fromImage: \(e.message)")
         } catch {
@@ -83,7 +87,7 @@ public final class BaseImage {
     /// The base's root file system, flattened once (bodies spooled in the staging area).
     public func rootfs() throws -> Rootfs {
         if let flattened { return flattened }
-        let fs = try Rootfs(spoolDirectory: staging.newPath("base-rootfs"))
+        let fs = try Rootfs(spoolDirectory: staging.newPath("base-rootfs"), limits: limits)
         for (i, layer) in image.layers.enumerated() {
             try fs.apply(layer, what: "\(reference): layer \(i + 1) of \(image.layers.count) (\(layer.descriptor.digest))")
         }

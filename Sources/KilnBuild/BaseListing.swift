@@ -16,12 +16,8 @@ protocol BaseFiles: AnyObject {
     func fileDigest(at path: String) throws -> Digest?
 }
 
-extension Rootfs: BaseFiles {
-    func fileDigest(at path: String) throws -> Digest? {
-        guard case .regular(let size)? = item(at: path) else { return nil }
-        return Digest.sha256(try contents(of: path, limit: Int(size)) ?? [])
-    }
-}
+/// `Rootfs.fileDigest(at:)` streams the spooled body (never the whole file in memory).
+extension Rootfs: BaseFiles {}
 
 /// A base image's files as the base-safety checks need them, without their bytes: each
 /// base layer is listed once (paths, types, modes, owners, sizes, link targets, the
@@ -46,10 +42,11 @@ final class BaseListing: BaseFiles {
 
     /// The listing of `layers`, from `cacheRoot/base-listings/<diffID hex>` where it is
     /// kept, else read from the layer (its diffID checked) and kept there.
-    static func load(_ layers: [any StoredLayer], cacheRoot: String?, what: String) throws -> BaseListing {
+    static func load(_ layers: [any StoredLayer], cacheRoot: String?, what: String,
+                     maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize) throws -> BaseListing {
         let listing = BaseListing()
         for (i, layer) in layers.enumerated() {
-            let entries = try LayerListing.entries(of: layer, cacheRoot: cacheRoot,
+            let entries = try LayerListing.entries(of: layer, cacheRoot: cacheRoot, maxLayerSize: maxLayerSize,
                                                    what: "\(what): layer \(i + 1) of \(layers.count) (\(layer.descriptor.digest))")
             listing.apply(entries, layer: i + 1)
         }
@@ -164,12 +161,13 @@ enum LayerListing {
         "\(cacheRoot)/base-listings/\(diffID.hex)"
     }
 
-    static func entries(of layer: any StoredLayer, cacheRoot: String?, what: String) throws -> [Entry] {
+    static func entries(of layer: any StoredLayer, cacheRoot: String?, maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize,
+                        what: String) throws -> [Entry] {
         if let cacheRoot, let bytes = try? FileReader(path: path(layer.diffID, cacheRoot: cacheRoot)).readAll(limit: 1 << 30),
            let parsed = parse(bytes) {
             return parsed
         }
-        let entries = try read(layer, what: what)
+        let entries = try read(layer, what: what, maxLayerSize: maxLayerSize)
         if let cacheRoot {
             try FileSystem.makeDirectories(cacheRoot + "/base-listings")
             try FileSystem.writeAtomically(format(entries), to: path(layer.diffID, cacheRoot: cacheRoot))
@@ -178,9 +176,10 @@ enum LayerListing {
     }
 
     /// Reads the layer's tar, hashing every regular file, and checks its diffID.
-    static func read(_ layer: any StoredLayer, what: String) throws -> [Entry] {
-        let hashed = HashingReader(try Compression.decompressing(try layer.openBlob(), limit: RootfsLimits.defaultMaxLayerSize))
-        let tar = TarReader(hashed, maxEntrySize: RootfsLimits.defaultMaxLayerSize)
+    static func read(_ layer: any StoredLayer, what: String,
+                     maxLayerSize: Int64 = RootfsLimits.defaultMaxLayerSize) throws -> [Entry] {
+        let hashed = HashingReader(try Compression.decompressing(try layer.openBlob(), limit: maxLayerSize))
+        let tar = TarReader(hashed, maxEntrySize: maxLayerSize)
         var out: [Entry] = []
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }

@@ -21,7 +21,7 @@ extension ImageBuilder {
             return .stored(hit)
         }
 
-        let snapshots = try BaseSnapshots(cacheRoot: cache?.root, staging: staging)
+        let snapshots = try BaseSnapshots(cacheRoot: cache?.root, staging: staging, limits: base?.limits ?? RootfsLimits())
         let maxLowers = ImageBuilder.maxBaseLowers(snapshotDirectory: snapshots.dir, staging: staging)
         let baseLowers = try snapshots.lowers(for: base?.image.layers ?? [], maxLowers: maxLowers,
                                               what: base.map { "fromImage: \($0.reference)" } ?? "base")

@@ -174,7 +174,8 @@ public struct ImageBuilder {
         if !(packages?.packages.isEmpty ?? true) || !spec.users.isEmpty || !spec.groups.isEmpty || runAsRootScript != nil {
             return try base.rootfs()
         }
-        return try BaseListing.load(base.image.layers, cacheRoot: cache?.root, what: base.reference)
+        return try BaseListing.load(base.image.layers, cacheRoot: cache?.root, what: base.reference,
+                                    maxLayerSize: base.limits.maxLayerSize)
     }
 
     /// True when the base keeps `/bin` as a symlink into `/usr` (Debian 12 and later).

@@ -117,8 +117,9 @@ struct Build: AsyncParsableCommand {
             }
             // The base is opened on a pipeline thread (a local one may be decompressed, its
             // dpkg status read), with the package planner that needs it.
+            let baseLimits = RootfsLimits(maxLayerSize: limits.maxLayerSize.bytes)
             let (base, planner) = try await OwnThread.run("kiln-base") {
-                let base = try openBase(spec: spec, staging: staging, registrySource: registrySource)
+                let base = try openBase(spec: spec, staging: staging, registrySource: registrySource, limits: baseLimits)
                 let planner = spec.packages.isEmpty ? nil : try packagePlanner(spec: spec, base: base, cache: cache, staging: staging)
                 return (base, planner)
             }

@@ -97,9 +97,10 @@ func fetchBaseLayers(_ source: RegistrySource, spec: Spec) async throws {
 
 /// The base image: the registry one `openRegistryBase` opened, else the local one the
 /// spec names (read by KilnBuild), else none. Synchronous: run it on a pipeline thread.
-func openBase(spec: Spec, staging: Staging, registrySource: RegistrySource?) throws -> BaseImage? {
-    guard let registrySource, let from = spec.fromImage else { return try BaseImage.load(spec: spec, staging: staging) }
-    return BaseImage(reference: from, image: try registrySource.image(), staging: staging)
+func openBase(spec: Spec, staging: Staging, registrySource: RegistrySource?,
+              limits: RootfsLimits = RootfsLimits()) throws -> BaseImage? {
+    guard let registrySource, let from = spec.fromImage else { return try BaseImage.load(spec: spec, staging: staging, limits: limits) }
+    return BaseImage(reference: from, image: try registrySource.image(), staging: staging, limits: limits)
 }
 
 /// Whether a build reads its base's files: merging accounts, installing packages

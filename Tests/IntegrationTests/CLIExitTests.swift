@@ -51,7 +51,7 @@ import Testing
     }
 
     /// `--max-layer-size` stops a layer that decompresses to more than it allows, where
-    /// layers are decompressed (copy and pull into a docker-archive): exit 1, one line,
+    /// layers are decompressed (copy into a docker-archive, a build's base): exit 1, one line,
     /// no output; the same copy without the limit works.
     @Test func maxLayerSizeStopsADecompressionBomb() throws {
         let dir = try TempDir()
@@ -72,6 +72,17 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/out.tar"))
         try kiln(["copy", "oci:\(dir.path)/layout:v1", "docker-archive:\(dir.path)/out.tar", "--max-layer-size", "8M"])
         #expect(FileManager.default.fileExists(atPath: dir.path + "/out.tar"))
+        // A build reading that image as its base (accounts merge into its /etc) decompresses it too.
+        try dir.write("on-base.yaml", """
+            name: kiln-test/on-bomb
+            fromImage: oci:layout:v1
+            users: [{name: app, uid: 1000, gid: 1000, home: /home/app, shell: /bin/sh}]
+            """)
+        let onBase = try kiln(["build", dir.path + "/on-base.yaml", "-o", dir.path + "/on.tar", "--max-layer-size", "1M"], check: false)
+        #expect(onBase.status == 1, "\(onBase)")
+        #expect(onBase.stderr.hasPrefix("kiln: error: ") && onBase.stderr.split(separator: "\n").count == 1, "\(onBase)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/on.tar"))
+        try kiln(["build", dir.path + "/on-base.yaml", "-o", dir.path + "/on.tar", "--max-layer-size", "8M"])
     }
 
     @Test func overviewNamesEveryTransport() throws {

@@ -97,7 +97,7 @@ final class ContentDigestMemo {
     }
 
     /// At most this many entries are kept; the oldest go first.
-    static let limit = 1_000_000
+    static let limit = 500_000
 
     let path: String
     private var known: [StatKey: Digest]?

@@ -264,6 +264,19 @@ struct PackagesOnABaseTests {
         #expect(built == below)
     }
 
+    @Test func contentsFollowTheMergedUsrSymlinksThePackagesMake() throws {
+        let dir = try TempDir()
+        try dir.write("foo.txt", "foo\n")
+        let spec = try writePackageSpec(in: dir, packages: ["kiln-hello"],
+                                        extra: "contents:\n  - {source: ./foo.txt, target: /lib/kiln/foo.txt}")
+        let out = dir.path + "/img.tar"
+        try kiln(["build", spec, "-o", out] + cacheFlags)
+        try kiln(["export", "docker-archive:" + out, "-o", dir.path + "/rootfs.tar"])
+        let listing = try run("tar", ["-tvf", dir.path + "/rootfs.tar"]).stdout
+        #expect(listing.contains("usr/lib/kiln/foo.txt") && listing.contains("usr/lib/kiln/base.txt"), "\(listing)")
+        #expect(listing.split(separator: "\n").contains { $0.contains(" lib -> usr/lib") }, "\(listing)")
+    }
+
     @Test func anotherVersionOfAnInstalledPackageIsAnErrorUnlessReplace() throws {
         let dir = try TempDir()
         let layout = try base(in: dir)

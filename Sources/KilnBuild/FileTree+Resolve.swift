@@ -87,6 +87,12 @@ extension FileTree {
     /// Returns where each path of `item` went.
     @discardableResult
     mutating func mergeResolving(_ item: FileTree, below: ImageView) throws -> [String: String] {
+        if nodes.isEmpty, below.base == nil, below.trees.allSatisfy({ $0.nodes.isEmpty }) {
+            // Nothing to go through: the paths stay as they are (a path holds one node,
+            // so no symlink of the item has anything of the item below it).
+            self = item
+            return Dictionary(uniqueKeysWithValues: item.nodes.keys.map { ($0, $0) })
+        }
         var placed: [String: String] = [:]
         func kind(_ p: String) -> ViewKind? {
             if let n = nodes[p] { return ViewKind(n) }

@@ -2,17 +2,10 @@ import Foundation
 
 /// Pure helpers of the spec parser: paths, account names, Go durations, did-you-mean.
 enum SpecPaths {
-    /// Lexically cleans an absolute path: no `.`, no empty components, `..` applied.
+    /// Lexically cleans an absolute path: no `.`, no empty components, `..` applied
+    /// (never above `/`). `FileTree.normalize` with the leading `/`: one normaliser.
     static func clean(_ path: String) -> String {
-        var parts: [Substring] = []
-        for p in path.split(separator: "/") {
-            switch p {
-            case ".": continue
-            case "..": if !parts.isEmpty { parts.removeLast() }
-            default: parts.append(p)
-            }
-        }
-        return "/" + parts.joined(separator: "/")
+        "/" + FileTree.normalize(path)
     }
 
     /// `[a-z_][a-z0-9_-]*[$]?`, 1 to 32 characters.

@@ -30,12 +30,14 @@ public struct RegistryOptions: Sendable {
 
     /// Tuning knobs read from the environment, for tests and unusual networks:
     /// `KILN_REGISTRY_READ_TIMEOUT`, `KILN_REGISTRY_RETRIES`, `KILN_REGISTRY_RETRY_DELAY`,
-    /// `KILN_REGISTRY_CHUNK_SIZE` (also lowers the monolithic limit to one chunk).
+    /// `KILN_REGISTRY_CHUNK_SIZE` (also lowers the monolithic limit to one chunk),
+    /// `KILN_REGISTRY_PARALLELISM` (blobs transferred at once).
     public mutating func applyEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) {
         if let v = env["KILN_REGISTRY_READ_TIMEOUT"].flatMap(Double.init), v > 0 { readTimeout = v }
         if let v = env["KILN_REGISTRY_CONNECT_TIMEOUT"].flatMap(Double.init), v > 0 { connectTimeout = v }
         if let v = env["KILN_REGISTRY_RETRIES"].flatMap(Int.init), v >= 1 { maxAttempts = v }
         if let v = env["KILN_REGISTRY_RETRY_DELAY"].flatMap(Double.init), v >= 0 { retryBaseDelay = v }
+        if let v = env["KILN_REGISTRY_PARALLELISM"].flatMap(Int.init), v > 0 { parallelism = v }
         if let v = env["KILN_REGISTRY_CHUNK_SIZE"].flatMap(Int.init), v > 0 {
             chunkSize = v
             monolithicUploadLimit = Int64(v)

@@ -49,6 +49,9 @@ struct Copy: AsyncParsableCommand {
         if layerFlags.givenExplicitly, case .local = dst {
             throw ValidationError("--dest-compress-format and --preserve-digests apply to a docker:// destination")
         }
+        if all, let f = layerFlags.compressFormat {
+            throw ValidationError("--all copies the index and its images byte for byte; --dest-compress-format \(f.rawValue) would change them")
+        }
         if all {
             guard case .registry = src, case .registry = dst else {
                 throw ValidationError("--all copies between registries only (docker:// at both ends)")

@@ -1,24 +1,12 @@
 import Foundation
 import Testing
 
-/// A Debian base with apt for the tests below: `KILN_TEST_DEBIAN_BASE`, a docker-archive
-/// (or any `fromImage` reference) of a minbase Debian (`mmdebstrap --variant=minbase
-/// bookworm base.tar`, imported with `podman import` and saved with `podman save`).
-/// Tests never fetch one themselves: that would reach the Debian mirrors.
-enum DebianBase {
-    static var reference: String? {
-        guard let v = ProcessInfo.processInfo.environment["KILN_TEST_DEBIAN_BASE"], !v.isEmpty else { return nil }
-        if v.contains(":") { return v }
-        return FileManager.default.fileExists(atPath: v) ? "docker-archive:" + v : nil
-    }
-}
-
 /// `apt-get update && apt-get install` in the runAsRoot sandbox against the fixture apt
 /// repository (scripts/make-test-apt-repo, put into the image as contents: no network):
 /// the same layer bytes twice with the cache disabled, and no sandbox warnings.
 @Suite(.serialized,
-       .enabled(if: DebianBase.reference != nil,
-                "needs KILN_TEST_DEBIAN_BASE: a docker-archive of a Debian minbase with apt (mmdebstrap; see RunAsRootAptTests.swift)"),
+       .enabled(if: DebianBases.hostSuiteBase != nil,
+                "needs a Debian minbase with apt: KILN_TEST_DEBIAN_BASE, or mmdebstrap, root and the host's apt mirror (see DebianBaseSupport.swift)"),
        .enabled(if: TestRepo.available, "needs dpkg-deb, dpkg-scanpackages, gpg, gpgv, gcc and xz (scripts/setup --test installs them)"))
 struct RunAsRootAptTests {
     @Test func anAptInstallGivesTheSameLayerTwice() throws {
@@ -27,7 +15,7 @@ struct RunAsRootAptTests {
         try dir.write("apt.yaml", """
             name: kiln-test/apt
             tag: v1
-            fromImage: \(DebianBase.reference!)
+            fromImage: \(DebianBases.hostSuiteBase!)
             contents:
               - source: repo
                 target: /srv/repo

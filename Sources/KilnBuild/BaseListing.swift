@@ -165,6 +165,8 @@ enum LayerListing {
                         what: String) throws -> [Entry] {
         if let cacheRoot, let bytes = try? FileReader(path: path(layer.diffID, cacheRoot: cacheRoot)).readAll(limit: 1 << 30),
            let parsed = parse(bytes) {
+            // Touched, so `cache prune` keeps what is in use.
+            utimes(path(layer.diffID, cacheRoot: cacheRoot), nil)
             return parsed
         }
         let entries = try read(layer, what: what, maxLayerSize: maxLayerSize)

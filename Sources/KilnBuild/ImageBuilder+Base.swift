@@ -46,7 +46,7 @@ extension ImageBuilder {
     /// Puts the base layers in front of the new one and the runAsRoot layer after it,
     /// and builds the config on the base's. Without a base or runAsRoot, `image` is
     /// returned as it is.
-    func assemble(_ image: PendingImage, tree: FileTree, base: BaseImage?,
+    func assemble(_ image: PendingImage, hasContents: Bool, base: BaseImage?,
                   created: String, createdEpoch: Int64, mtime: Int64) throws -> PendingImage {
         guard base != nil || runAsRootScript != nil else { return image }
         var out = image
@@ -54,7 +54,7 @@ extension ImageBuilder {
         var history: [History] = []
         // On a base, an empty contents layer is left out (the plan drops it already when
         // there are packages, whose layers are kept).
-        let withContents = base == nil || !tree.paths.isEmpty || (packages.map { !$0.packages.isEmpty } ?? false)
+        let withContents = base == nil || hasContents || (packages.map { !$0.packages.isEmpty } ?? false)
         if withContents {
             layers += image.layers
             history += image.config.history ?? []

@@ -45,6 +45,13 @@ public struct ImageBuilder {
         let mtime = resolve(spec.effectiveMtime, instant)
 
         let base = try self.base ?? BaseImage.load(spec: spec, staging: staging)
+        // Nothing changed since a plan made before: its layers, with no tree built.
+        let planKey = try planCacheKey(base: base, created: created, mtime: mtime)
+        if let planKey, let hit = cachedPlan(planKey) {
+            notice("nothing the contents name changed since the last build of this spec: \(hit.layers.count) layer\(hit.layers.count == 1 ? "" : "s") from the cache, unplanned")
+            return try finishPlan(contentLayers: hit.layers, pkg: nil, hasContents: hit.hasContents, closureFiles: [:],
+                                  base: base, created: created, mtime: mtime)
+        }
         let baseRoot = try baseFiles(base)
         // Each item's files at the paths the item names; placed below, after the packages.
         var itemTrees: [FileTree] = []
@@ -128,7 +135,18 @@ public struct ImageBuilder {
         if split.isEmpty { split = [FileTree()] }
         // With packages, an empty contents layer is left out.
         if pkg != nil, tree.paths.isEmpty { split = [] }
-        var contentLayers = try split.map { try layerInput(try TreeLayer(tree: $0, mtime: mtime.epoch)) }
+        let contentLayers = try split.map { try layerInput(try TreeLayer(tree: $0, mtime: mtime.epoch)) }
+        if let planKey { storePlan(planKey, layers: contentLayers, hasContents: !tree.paths.isEmpty) }
+        return try finishPlan(contentLayers: contentLayers, pkg: pkg, hasContents: !tree.paths.isEmpty, closureFiles: closureFiles,
+                              base: base, created: created, mtime: mtime)
+    }
+
+    /// The image from its content layers (and package layers): history, config, then the
+    /// base's layers in front and the runAsRoot layer after (`assemble`).
+    private func finishPlan(contentLayers: [LayerInput], pkg: PackageLayers?, hasContents: Bool, closureFiles: [Int: [String]],
+                            base: BaseImage?, created: (epoch: Int64, text: String),
+                            mtime: (epoch: Int64, text: String)) throws -> BuildReport {
+        var contentLayers = contentLayers
         let comment = spec.path.split(separator: "/").last.map(String.init)
         var history = contentLayers.map { _ in History(created: created.text, createdBy: "kiln build", comment: comment) }
         if let pkg {
@@ -151,7 +169,7 @@ public struct ImageBuilder {
             config: containerConfig, rootfs: RootFS(diffIDs: []), history: history)
         let image = try assemble(PendingImage(name: spec.name, tag: spec.tag, config: config,
                                               layers: contentLayers),
-                                 tree: tree, base: base, created: created.text,
+                                 hasContents: hasContents, base: base, created: created.text,
                                  createdEpoch: created.epoch, mtime: mtime.epoch)
         return BuildReport(spec: spec, image: image, base: base, packages: pkg?.unpacked.map {
             BuildReport.Package(package: $0.package, files: $0.files, bytes: $0.bytes, license: $0.license)

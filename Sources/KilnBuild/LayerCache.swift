@@ -137,8 +137,8 @@ public final class LayerCache: @unchecked Sendable {
 
     func blobPath(_ d: Digest) -> String { "\(root)/blobs/\(d.algorithm)/\(d.hex)" }
 
-    /// Removes temporary leftovers of killed builds, entries unused for `olderThan`
-    /// seconds (all of them with 0), and blobs no entry refers to. Waits for running
+    /// Removes temporary leftovers of killed builds, entries, plans and base listings
+    /// unused for `olderThan` seconds (all of them with 0), and blobs no entry refers to. Waits for running
     /// builds to finish. Returns the bytes freed.
     @discardableResult
     public func prune(olderThan: Int64) throws -> Int64 {
@@ -167,6 +167,15 @@ public final class LayerCache: @unchecked Sendable {
         }
         for n in try FileSystem.listDirectory(root + "/blobs/sha256") where !live.contains(n) {
             remove(root + "/blobs/sha256/" + n)
+        }
+        // Plans (ImageBuilder+PlanCache) and base listings (BaseListing) unused for as
+        // long: both are made again when needed.
+        for dir in ["plans", "base-listings"] {
+            for n in (try? FileSystem.listDirectory(root + "/" + dir)) ?? [] {
+                let p = root + "/" + dir + "/" + n
+                var st = stat()
+                if lstat(p, &st) == 0, now - Int64(st.st_mtim.tv_sec) >= olderThan { remove(p) }
+            }
         }
         return freed
     }

@@ -7,10 +7,9 @@ import Glibc
 /// Contents on a base never break it silently (README "Contents on a base").
 enum BaseSafetyHost {
     static var canRun: Bool { geteuid() == 0 && hasTool("runc") && hasTool("umoci") }
-    /// The Debian 13 base of the isolate test comes from deb.debian.org: only when asked.
-    static var mmdebstrap: Bool {
-        canRun && hasTool("mmdebstrap") && ProcessInfo.processInfo.environment["KILN_TEST_MMDEBSTRAP"] == "1"
-    }
+    /// The Debian 13 base of the isolate test: mmdebstrap from the host's Debian mirror
+    /// (DebianBaseSupport.swift), when it is reachable.
+    static var trixie: Bool { canRun && DebianBases.trixieBase != nil }
 }
 
 /// A merged-/usr base made by Kiln from host programs (`bin`, `lib`, `lib64` are symlinks
@@ -130,7 +129,7 @@ struct BaseSafetyTests {
         try dir.write("image.yaml", """
             name: kiln-test/isolated
             tag: v1
-            fromImage: oci:\(base):v1
+            fromImage: \(base)
             contents:
               - {closure: /usr/bin/perl, isolate: true, target: /usr/local/bin/perl}
             """)
@@ -186,26 +185,16 @@ struct BaseSafetyTests {
     }
 
     /// The host's perl (glibc 2.36 on Debian 12) on a Debian 13 base (glibc 2.41) made by
-    /// mmdebstrap from deb.debian.org: only with KILN_TEST_MMDEBSTRAP=1.
-    @Test(.enabled(if: BaseSafetyHost.mmdebstrap, "needs mmdebstrap and KILN_TEST_MMDEBSTRAP=1 (it downloads Debian 13 from deb.debian.org)"))
+    /// mmdebstrap from the host's Debian mirror.
+    @Test(.enabled(if: BaseSafetyHost.trixie, "needs root, runc, umoci, mmdebstrap and the host's Debian mirror (for a Debian 13 minbase)"))
     func hostPerlIsolatedOnADebian13BaseFromMmdebstrap() throws {
         let dir = try TempDir()
-        try run("mmdebstrap", ["--variant=minbase", "--mode=root", "trixie", dir.path + "/trixie.tar", "http://deb.debian.org/debian"])
-        try dir.write("base.yaml", """
-            name: kiln-test/trixie
-            tag: v1
-            contents:
-              - archive: ./trixie.tar
-            config:
-              Env: ["PATH=/usr/local/bin:/usr/bin:/bin"]
-            """)
-        let base = dir.path + "/base-layout"
-        try kiln(["build", dir.path + "/base.yaml", "--format", "oci", "-o", base])
+        let base = DebianBases.trixieBase!
         // Without isolation, the host's glibc would replace the base's: refused.
         try dir.write("plain.yaml", """
             name: kiln-test/perl
             tag: v1
-            fromImage: oci:\(base):v1
+            fromImage: \(base)
             contents:
               - closure: /usr/bin/perl
             """)
@@ -215,7 +204,7 @@ struct BaseSafetyTests {
         try dir.write("image.yaml", """
             name: kiln-test/perl
             tag: v1
-            fromImage: oci:\(base):v1
+            fromImage: \(base)
             contents:
               - {closure: /usr/bin/perl, isolate: true, target: /usr/local/bin/perl}
             """)

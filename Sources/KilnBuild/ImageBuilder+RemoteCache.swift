@@ -1,3 +1,4 @@
+import Foundation
 import KilnArchive
 import KilnImage
 import KilnOCI
@@ -70,10 +71,12 @@ extension ImageBuilder {
     public func portableKeys(of layers: [DeferredLayer]) throws -> [String: String] {
         let memo = cache.map { ContentDigestMemo(cacheRoot: $0.root) }
         let keyer = PortableKeyer(staging: staging, memo: memo)
+        var seen = Set<String>()
+        let unique = layers.filter { seen.insert($0.localKey).inserted }
+        let threads = min(4, ProcessInfo.processInfo.activeProcessorCount)
+        let hashed = try keyer.keys(for: unique.map { ($0.layer, $0.compression) }, threads: threads)
         var keys: [String: String] = [:]
-        for d in layers where keys[d.localKey] == nil {
-            keys[d.localKey] = try keyer.key(for: d.layer, compression: d.compression)
-        }
+        for (d, k) in zip(unique, hashed) { keys[d.localKey] = k }
         // The memo only saves work: a build does not fail because it cannot be written.
         try? memo?.save()
         return keys

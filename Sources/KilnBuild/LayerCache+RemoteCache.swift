@@ -17,8 +17,14 @@ extension LayerCache {
         if !(stat(blob, &st) == 0 && Int64(st.st_size) == descriptor.size) {
             let tmp = "\(root)/tmp/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             defer { unlink(tmp) }
-            // A hard link when the download spool is on the cache's file system, else a copy.
-            if link(source, tmp) != 0 {
+            // A hard link when the download spool is on the cache's file system, else a
+            // copy; synced either way (the spool is not), so the entry written after it
+            // never outlives its blob's bytes in a crash.
+            if link(source, tmp) == 0 {
+                let fd = open(tmp, O_RDONLY | O_CLOEXEC)
+                defer { if fd >= 0 { close(fd) } }
+                guard fd >= 0, fsync(fd) == 0 else { throw BuildError("cache: cannot sync \(tmp): \(String(cString: strerror(errno)))") }
+            } else {
                 let reader = try FileReader(path: source)
                 let writer = try FileWriter(creating: tmp)
                 try writer.copy(fromFile: reader, count: descriptor.size)

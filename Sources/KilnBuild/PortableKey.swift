@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import KilnArchive
 import KilnOCI
 
@@ -14,10 +15,33 @@ import KilnOCI
 /// the compressor with its library version (`Compression.encoderIdentity`). Two
 /// machines with the same inputs compute the same key; a key never depends on where
 /// the inputs sit on the host or when they were written there.
-struct PortableKeyer {
+struct PortableKeyer: Sendable {
     let staging: Staging
     /// Content digests of host files already hashed, by stat identity (nil: no cache).
     let memo: ContentDigestMemo?
+
+    /// The keys of `layers`, in order, hashed by up to `threads` threads at once (the
+    /// layers' files are read and hashed: CPU and I/O, on threads of their own, called
+    /// from a pipeline thread). Each thread takes the next layer not yet taken.
+    func keys(for layers: [(TreeLayer, Compression)], threads: Int) throws -> [String] {
+        let results = LockedValue([String?](repeating: nil, count: layers.count))
+        let next = LockedValue(0)
+        let failure = LockedValue<(any Error)?>(nil)
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, layers.count))) { _ in
+            while failure.get() == nil {
+                let i = next.update { n in defer { n += 1 }; return n }
+                guard i < layers.count else { return }
+                do {
+                    let k = try key(for: layers[i].0, compression: layers[i].1)
+                    results.update { $0[i] = k }
+                } catch {
+                    failure.update { if $0 == nil { $0 = error } }
+                }
+            }
+        }
+        if let e = failure.get() { throw e }
+        return results.get().map { $0! }
+    }
 
     func key(for layer: TreeLayer, compression: Compression) throws -> String {
         var h = SHA256Hasher()
@@ -72,7 +96,7 @@ struct PortableKeyer {
 /// clean" entries), and a stale digest here would put a wrong layer under a key other
 /// machines trust. The file is a cache: concurrent builds may drop each other's new
 /// entries (they are hashed again next time), never corrupt it (temp file + rename).
-final class ContentDigestMemo {
+final class ContentDigestMemo: @unchecked Sendable {
     struct StatKey: Hashable {
         var dev: UInt64, ino: UInt64, size: Int64
         var mtime: Int64, mtimeNsec: Int64, ctime: Int64, ctimeNsec: Int64
@@ -100,32 +124,41 @@ final class ContentDigestMemo {
     static let limit = 500_000
 
     let path: String
+    /// Shared by the hashing threads: everything below is behind `lock`.
+    private let lock = NSLock()
     private var known: [StatKey: Digest]?
     private var added: [(StatKey, Digest)] = []
 
     init(cacheRoot: String) { path = cacheRoot + "/content-digests.v1" }
 
     func lookup(_ key: StatKey) -> Digest? {
-        if known == nil { known = Dictionary(Self.read(path).map { ($0.0, $0.1) }, uniquingKeysWith: { $1 }) }
-        return known?[key]
+        lock.withLock {
+            if known == nil { known = Dictionary(Self.read(path).map { ($0.0, $0.1) }, uniquingKeysWith: { $1 }) }
+            return known?[key]
+        }
     }
 
     func record(_ key: StatKey, digest: Digest, stat st: stat) {
         let now = Int64(time(nil))
         guard now - max(Int64(st.st_mtim.tv_sec), Int64(st.st_ctim.tv_sec)) >= 2 else { return }
-        known?[key] = digest
-        added.append((key, digest))
+        lock.withLock {
+            known?[key] = digest
+            added.append((key, digest))
+        }
     }
 
     /// Writes the entries learnt in this build after those on disk now.
     func save() throws {
+        let added = lock.withLock { () -> [(StatKey, Digest)] in
+            defer { self.added = [] }
+            return self.added
+        }
         guard !added.isEmpty else { return }
         let new = Set(added.map(\.0))
         var lines = Self.read(path).filter { !new.contains($0.0) }.map { "\($0.0.line) \($0.1.hex)\n" }
         lines += added.map { "\($0.0.line) \($0.1.hex)\n" }
         if lines.count > Self.limit { lines.removeFirst(lines.count - Self.limit) }
         try FileSystem.writeAtomically(Array(lines.joined().utf8), to: path)
-        added = []
     }
 
     /// The entries on disk, in order; unreadable lines are skipped.
@@ -140,4 +173,13 @@ final class ContentDigestMemo {
         }
         return out
     }
+}
+
+/// A value behind a lock, for the hashing threads.
+final class LockedValue<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func get() -> T { lock.withLock { value } }
+    func update<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
 }

@@ -102,6 +102,9 @@ extension RegistryClient {
                 resumes += 1
                 try await backoff(attempt: resumes, retryAfter: nil)
                 let status = try await uploadStatus(location, acknowledged: offset, what: what, scopes: pushScopes)
+                guard status.offset <= offset + n else {
+                    throw RegistryError.protocolViolation("\(what): the upload status says \(status.offset) bytes arrived, after \(offset) acknowledged and \(n) sent")
+                }
                 location = status.location
                 offset = status.offset
                 options.progress.rewind(id, to: offset)

@@ -21,7 +21,7 @@ public struct RegistryOptions: Sendable {
     public var maxRetryDelay: Double = 30
     /// Blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks.
     public var monolithicUploadLimit: Int64 = 16 << 20
-    public var chunkSize = 8 << 20
+    public var chunkSize = 32 << 20
     /// Blobs transferred at once.
     public var parallelism = 4
     public var progress: any TransferProgress = SilentProgress()
@@ -30,7 +30,7 @@ public struct RegistryOptions: Sendable {
 
     /// Tuning knobs read from the environment, for tests and unusual networks:
     /// `KILN_REGISTRY_READ_TIMEOUT`, `KILN_REGISTRY_RETRIES`, `KILN_REGISTRY_RETRY_DELAY`,
-    /// `KILN_REGISTRY_CHUNK_SIZE` (also lowers the monolithic limit to one chunk),
+    /// `KILN_REGISTRY_CHUNK_SIZE` (also lowers the monolithic limit to one chunk when smaller),
     /// `KILN_REGISTRY_PARALLELISM` (blobs transferred at once).
     public mutating func applyEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) {
         if let v = env["KILN_REGISTRY_READ_TIMEOUT"].flatMap(Double.init), v > 0 { readTimeout = v }
@@ -40,7 +40,7 @@ public struct RegistryOptions: Sendable {
         if let v = env["KILN_REGISTRY_PARALLELISM"].flatMap(Int.init), v > 0 { parallelism = v }
         if let v = env["KILN_REGISTRY_CHUNK_SIZE"].flatMap(Int.init), v > 0 {
             chunkSize = v
-            monolithicUploadLimit = Int64(v)
+            monolithicUploadLimit = min(monolithicUploadLimit, Int64(v))
         }
     }
 }

@@ -103,7 +103,7 @@ final class DecompressingBlobSink: BlobSink {
             ended.unlock()
         }
         thread.name = "kiln-decompress"
-        thread.stackSize = 1 << 20
+        thread.stackSize = 8 << 20
         thread.start()
     }
 

@@ -20,7 +20,7 @@ final class SerialWorker: @unchecked Sendable {
             while let job = take() { job() }
         }
         t.name = name
-        t.stackSize = 1 << 20
+        t.stackSize = 2 << 20
         t.start()
     }
 

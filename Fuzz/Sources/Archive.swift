@@ -1,7 +1,13 @@
 import KilnArchive
 
 enum FuzzArchive {
-    static func tar(_ data: [UInt8]) { try? readTar(MemoryReader(data)) }
+    /// The tar reader, and tarsum (which reads layers as Go's archive/tar does) over it.
+    static func tar(_ data: [UInt8]) {
+        try? readTar(MemoryReader(data))
+        for version in TarsumVersion.allCases {
+            _ = try? Tarsum.compute(reader: MemoryReader(data), version: version, limit: fuzzLimit)
+        }
+    }
     static func gzip(_ data: [UInt8]) { try? drain(GzipReader(MemoryReader(data), limit: fuzzLimit)) }
     static func zstd(_ data: [UInt8]) { try? drain(ZstdReader(MemoryReader(data), limit: fuzzLimit)) }
     static func xz(_ data: [UInt8]) { try? drain(XzReader(MemoryReader(data), limit: fuzzLimit)) }

@@ -1,4 +1,3 @@
-import Foundation
 import KilnArchive
 import KilnImage
 import KilnOCI
@@ -66,20 +65,10 @@ extension ImageBuilder {
         }
     }
 
-    /// The portable keys (see `PortableKeyer`) of `layers`, by local key. Content
-    /// digests of host files are remembered in the local cache between builds.
-    public func portableKeys(of layers: [DeferredLayer]) throws -> [String: String] {
-        let memo = cache.map { ContentDigestMemo(cacheRoot: $0.root) }
-        let keyer = PortableKeyer(staging: staging, memo: memo)
-        var seen = Set<String>()
-        let unique = layers.filter { seen.insert($0.localKey).inserted }
-        let threads = min(4, ProcessInfo.processInfo.activeProcessorCount)
-        let hashed = try keyer.keys(for: unique.map { ($0.layer, $0.compression) }, threads: threads)
-        var keys: [String: String] = [:]
-        for (d, k) in zip(unique, hashed) { keys[d.localKey] = k }
-        // The memo only saves work: a build does not fail because it cannot be written.
-        try? memo?.save()
-        return keys
+    /// What computes portable keys one layer at a time (`PortableKeys.key(for:)`), for
+    /// callers that ask a cache repo for each layer as soon as its key is known.
+    public func portableKeyer() -> PortableKeys {
+        PortableKeys(keyer: PortableKeyer(staging: staging, memo: cache.map { ContentDigestMemo(cacheRoot: $0.root) }))
     }
 
     /// The image with every held-back layer settled: from the local cache if a
@@ -149,4 +138,18 @@ extension ImageBuilder {
         notice("layer \(short) from cache repo \(hit.source)")
         return .stored(stored)
     }
+}
+
+/// Portable keys of held-back layers, one at a time, from any thread (each call reads
+/// and hashes the layer's files: call it from a thread of its own, `OwnThread`). The
+/// content digests it learns are kept in the local cache by `save`.
+public struct PortableKeys: Sendable {
+    let keyer: PortableKeyer
+
+    public func key(for d: DeferredLayer) throws -> String {
+        try keyer.key(for: d.layer, compression: d.compression)
+    }
+
+    /// Writes the content digests learnt; a failure only costs hashing next time.
+    public func save() { try? keyer.memo?.save() }
 }

@@ -20,29 +20,6 @@ struct PortableKeyer: Sendable {
     /// Content digests of host files already hashed, by stat identity (nil: no cache).
     let memo: ContentDigestMemo?
 
-    /// The keys of `layers`, in order, hashed by up to `threads` threads at once (the
-    /// layers' files are read and hashed: CPU and I/O, on threads of their own, called
-    /// from a pipeline thread). Each thread takes the next layer not yet taken.
-    func keys(for layers: [(TreeLayer, Compression)], threads: Int) throws -> [String] {
-        let results = LockedValue([String?](repeating: nil, count: layers.count))
-        let next = LockedValue(0)
-        let failure = LockedValue<(any Error)?>(nil)
-        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, layers.count))) { _ in
-            while failure.get() == nil {
-                let i = next.update { n in defer { n += 1 }; return n }
-                guard i < layers.count else { return }
-                do {
-                    let k = try key(for: layers[i].0, compression: layers[i].1)
-                    results.update { $0[i] = k }
-                } catch {
-                    failure.update { if $0 == nil { $0 = error } }
-                }
-            }
-        }
-        if let e = failure.get() { throw e }
-        return results.get().map { $0! }
-    }
-
     func key(for layer: TreeLayer, compression: Compression) throws -> String {
         var h = SHA256Hasher()
         h.update(Array("kiln-portable-layer-v1 \(compression.encoderIdentity) \(layer.metadataDigest)\n".utf8))
@@ -175,11 +152,3 @@ final class ContentDigestMemo: @unchecked Sendable {
     }
 }
 
-/// A value behind a lock, for the hashing threads.
-final class LockedValue<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: T
-    init(_ value: T) { self.value = value }
-    func get() -> T { lock.withLock { value } }
-    func update<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
-}

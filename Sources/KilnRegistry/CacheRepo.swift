@@ -62,39 +62,23 @@ public final class CacheRepo: Sendable {
         public let uncompressedSize: Int64?
     }
 
-    /// Looks `keys` up, a few at a time: a missing tag is a miss; so is any other
-    /// failure (the cache only saves work), reported once through `warn`.
-    public func lookup(_ keys: [String], warn: @escaping @Sendable (String) -> Void) async -> [String: Hit] {
-        let unique = Array(Set(keys)).sorted()
-        let warned = LockedBox(false)
-        var hits: [String: Hit] = [:]
-        await withTaskGroup(of: (String, Hit?).self) { group in
-            var next = 0
-            func add() {
-                let key = unique[next]
-                next += 1
-                group.addTask {
-                    do {
-                        let m = try await self.client.manifest(repository: self.repository, reference: Self.tag(for: key))
-                        return (key, self.hit(fromManifest: m.bytes, key: key))
-                    } catch let e as RegistryError where e.isNotFound {
-                        return (key, nil)
-                    } catch {
-                        if !warned.update({ old in defer { old = true }; return old }) {
-                            warn("cache repo \(self.name): cannot look layers up (\(error)); building them")
-                        }
-                        return (key, nil)
-                    }
-                }
+    /// Whether a lookup failed for another reason than a missing tag (said once).
+    private let lookupFailed = LockedBox(false)
+
+    /// Looks one key up: a missing tag is a miss; so is any other failure (the cache
+    /// only saves work), reported once per repo through `warn`.
+    public func lookup(_ key: String, warn: @Sendable (String) -> Void) async -> Hit? {
+        do {
+            let m = try await client.manifest(repository: repository, reference: Self.tag(for: key))
+            return hit(fromManifest: m.bytes, key: key)
+        } catch let e as RegistryError where e.isNotFound {
+            return nil
+        } catch {
+            if !lookupFailed.update({ old in defer { old = true }; return old }) {
+                warn("cache repo \(name): cannot look layers up (\(error)); building them")
             }
-            let limit = max(4, client.options.parallelism * 2)
-            while next < min(limit, unique.count) { add() }
-            while let (key, hit) = await group.next() {
-                if let hit { hits[key] = hit }
-                if next < unique.count { add() }
-            }
+            return nil
         }
-        return hits
     }
 
     /// A key's manifest as a hit, or nil when it is not a Kiln layer-cache artifact
@@ -112,35 +96,16 @@ public final class CacheRepo: Sendable {
         return Hit(layer: layer, tarsum: a[Annotation.tarsum], uncompressedSize: a[Annotation.uncompressedSize].flatMap { Int64($0) })
     }
 
-    /// Downloads the hits' blobs, each verified against its digest and size; a blob that
-    /// fails (tampered with, gone) is left out with a line through `warn`, and its
-    /// layer is built instead.
-    public func fetch(_ hits: [String: Hit], warn: @escaping @Sendable (String) -> Void) async -> [String: Hit] {
-        var ok: [String: Hit] = [:]
-        let all = hits.sorted { $0.key < $1.key }
-        await withTaskGroup(of: (String, Hit?).self) { group in
-            var next = 0
-            func add() {
-                let (key, hit) = all[next]
-                next += 1
-                group.addTask {
-                    do {
-                        _ = try await self.spool.localFile(hit.layer.descriptor)
-                        return (key, hit)
-                    } catch {
-                        warn("cache repo \(self.name): layer \(hit.layer.descriptor.digest) failed verification (\(error)); building it")
-                        return (key, nil)
-                    }
-                }
-            }
-            let limit = max(1, client.options.parallelism)
-            while next < min(limit, all.count) { add() }
-            while let (key, hit) = await group.next() {
-                if let hit { ok[key] = hit }
-                if next < all.count { add() }
-            }
+    /// Downloads a hit's blob, verified against its digest and size; a blob that fails
+    /// (tampered with, gone) is nil, with a line through `warn`: its layer is built instead.
+    public func fetch(_ hit: Hit, warn: @Sendable (String) -> Void) async -> Hit? {
+        do {
+            _ = try await spool.localFile(hit.layer.descriptor)
+            return hit
+        } catch {
+            warn("cache repo \(name): layer \(hit.layer.descriptor.digest) failed verification (\(error)); building it")
+            return nil
         }
-        return ok
     }
 
     /// A layer to put in the repo.

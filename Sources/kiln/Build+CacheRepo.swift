@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KilnArchive
 import KilnBuild
 import KilnImage
@@ -45,13 +46,12 @@ func planImage(_ plan: ImageBuilder, cacheRepo: CacheRepo?, pushTo: RegistryRefe
         let report = try await OwnThread.run("kiln-plan") { HandOff(try builder.value.planReport()) }
         return (report, [])
     }
-    let (planned, keys) = try await OwnThread.run("kiln-plan") {
+    let (planned, deferred) = try await OwnThread.run("kiln-plan") {
         let report = try builder.value.planReport()
-        return (HandOff(report), try builder.value.portableKeys(of: ImageBuilder.deferredLayers(of: report.image)))
+        return (HandOff(report), ImageBuilder.deferredLayers(of: report.image))
     }
-    var hits = keys.isEmpty ? [:] : await repo.lookup(Array(keys.values), warn: notice)
-    // Pushing to the repo's registry: the push mounts the layers, no byte comes here.
-    if pushTo?.registry != repo.registry { hits = await repo.fetch(hits, warn: notice) }
+    let (keys, hits) = try await lookUpLayers(deferred, keyer: plan.portableKeyer(), repo: repo,
+                                              download: pushTo?.registry != repo.registry)
     let remote = hits.mapValues {
         RemoteCacheHit(layer: $0.layer, tarsum: $0.tarsum, uncompressedSize: $0.uncompressedSize, source: repo.name)
     }
@@ -65,6 +65,38 @@ func planImage(_ plan: ImageBuilder, cacheRepo: CacheRepo?, pushTo: RegistryRefe
         notice("cache repo \(repo.name): \(fromRepo) layer\(fromRepo == 1 ? "" : "s") from the repo, \(built.count) built")
     }
     return (report, built)
+}
+
+/// Each held-back layer's portable key (its files hashed on a thread of its own), looked
+/// up in the repo and its blob downloaded as soon as the key is known, a few layers at
+/// a time: the network for one layer overlaps the hashing of the next. With `download`
+/// false (a push to the repo's registry, which mounts them) no blob is downloaded.
+/// Returns the keys by local key, and the hits by portable key.
+func lookUpLayers(_ layers: [DeferredLayer], keyer: PortableKeys, repo: CacheRepo, download: Bool) async throws
+    -> (keys: [String: String], hits: [String: CacheRepo.Hit]) {
+    var keys: [String: String] = [:]
+    var hits: [String: CacheRepo.Hit] = [:]
+    try await withThrowingTaskGroup(of: (String, String, CacheRepo.Hit?).self) { group in
+        var next = 0
+        func add() {
+            let d = layers[next]
+            next += 1
+            group.addTask {
+                let key = try await OwnThread.run("kiln-hash") { try keyer.key(for: d) }
+                guard let hit = await repo.lookup(key, warn: notice) else { return (d.localKey, key, nil) }
+                return (d.localKey, key, download ? await repo.fetch(hit, warn: notice) : hit)
+            }
+        }
+        let limit = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
+        while next < min(limit, layers.count) { add() }
+        while let (local, key, hit) = try await group.next() {
+            keys[local] = key
+            if let hit { hits[key] = hit }
+            if next < layers.count { add() }
+        }
+    }
+    try await OwnThread.run("kiln-hash") { keyer.save() }
+    return (keys, hits)
 }
 
 /// Pushes the layers this build made to the cache repo, after the build succeeded. A

@@ -88,10 +88,8 @@ extension RegistryClient {
             batch.reserveCapacity(batchSize)
             writing = Task {
                 try await worker.run {
-                    try full.withUnsafeReadableBytes { buf in
-                        hasher.update { $0.update(buf) }
-                        try sink.write(buf)
-                    }
+                    full.withUnsafeReadableBytes { buf in hasher.update { $0.update(buf) } }
+                    try sink.write(full)
                     return full
                 }
             }
@@ -184,7 +182,8 @@ extension RegistryClient {
 
 /// Where a download's bytes go, in order, on the transfer's worker thread.
 protocol BlobSink: Sendable {
-    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// The next bytes; a sink may keep the buffer (it is not written to afterwards).
+    func write(_ bytes: ByteBuffer) throws
     /// Every byte arrived and the blob's digest checked.
     func finish() throws
     /// The download failed: leave nothing behind.
@@ -202,7 +201,9 @@ final class FileBlobSink: BlobSink {
         writer = LockedBox(try FileWriter(creating: path + ".partial"))
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws { try writer.update { try $0.write(bytes) } }
+    func write(_ bytes: ByteBuffer) throws {
+        try bytes.withUnsafeReadableBytes { buf in try writer.update { try $0.write(buf) } }
+    }
 
     func finish() throws {
         guard rename(path + ".partial", path) == 0 else {

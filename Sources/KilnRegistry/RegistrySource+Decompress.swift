@@ -5,6 +5,7 @@ import Foundation
 import KilnArchive
 import KilnImage
 import KilnOCI
+import NIOCore
 
 /// A layer decompressed into the spool: the plain tar a docker-archive stores, with
 /// its diffID checked and its legacy tarsum computed, so the archive sink copies the
@@ -107,7 +108,7 @@ final class DecompressingBlobSink: BlobSink {
         thread.start()
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws { try pipe.write(bytes) }
+    func write(_ bytes: ByteBuffer) throws { try pipe.write(bytes) }
 
     /// Waits (on the download's worker thread) for the decompression to end.
     private func wait() -> Result<DecompressedLayer, any Error> {
@@ -149,8 +150,7 @@ extension Result {
 final class BytePipe: ByteReader, @unchecked Sendable {
     // `@unchecked`: every field below is read and written under `condition`'s lock.
     private let condition = NSCondition()
-    private var batches: [[UInt8]] = []
-    private var offset = 0
+    private var batches: [ByteBuffer] = []
     private var writerClosed = false
     private var writerFailed = false
     private var readerClosed = false
@@ -159,16 +159,16 @@ final class BytePipe: ByteReader, @unchecked Sendable {
 
     init(capacity: Int = 4) { self.capacity = capacity }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard bytes.count > 0 else { return }
-        let copy = [UInt8](bytes)
+    /// Queues `bytes` (kept, not copied: the writer hands the buffer over).
+    func write(_ bytes: ByteBuffer) throws {
+        guard bytes.readableBytes > 0 else { return }
         condition.lock()
         defer { condition.unlock() }
         while batches.count >= capacity && !readerClosed { condition.wait() }
         if readerClosed {
             throw readerError ?? RegistryError.protocolViolation("layer decompression stopped before the end of the blob")
         }
-        batches.append(copy)
+        batches.append(bytes)
         condition.broadcast()
     }
 
@@ -194,15 +194,14 @@ final class BytePipe: ByteReader, @unchecked Sendable {
         defer { condition.unlock() }
         while batches.isEmpty && !writerClosed { condition.wait() }
         if writerFailed { throw CancellationError() }
-        guard let first = batches.first else { return 0 }
-        let n = min(buffer.count, first.count - offset)
-        first.withUnsafeBytes { src in
-            buffer.baseAddress!.copyMemory(from: src.baseAddress! + offset, byteCount: n)
+        guard !batches.isEmpty else { return 0 }
+        let n = min(buffer.count, batches[0].readableBytes)
+        batches[0].withUnsafeReadableBytes { src in
+            buffer.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
         }
-        offset += n
-        if offset == first.count {
+        batches[0].moveReaderIndex(forwardBy: n)
+        if batches[0].readableBytes == 0 {
             batches.removeFirst()
-            offset = 0
             condition.broadcast()
         }
         return n

@@ -111,4 +111,32 @@ import Testing
         try run("skopeo", ["copy", "-q", "--src-tls-verify=false", "docker://\(s.reg.host)/faults/resumed:1", "oci:\(s.work.path)/check:1"])
         #expect(s.env.leftovers.isEmpty, "\(s.env.leftovers)")
     }
+
+    /// A docker-archive pull decompresses each layer as it arrives: a cut resumes with
+    /// `Range`, a registry that then ignores the range is read on from where the
+    /// transfer stopped, and a corrupted blob leaves nothing behind.
+    @Test func dockerArchivePullsDecompressAsTheyArriveThroughCutsAndBadBytes() throws {
+        let s = try setup()
+        defer { s.proxy.stop() }
+        s.proxy.add("GET", "/blobs/\(s.layer)", .resetAfter(bytes: 300_000))
+        s.proxy.add("GET", "/blobs/\(s.layer)", .stripRange)
+        let out = s.work.path + "/out.tar"
+        try s.env.kiln(["pull", s.ref, "-o", out])
+        let ranged = s.proxy.requests.filter { $0.target.contains(s.layer) && $0.range != nil }
+        #expect(!ranged.isEmpty, "no Range request: \(s.proxy.requests)")
+        // skopeo's pull of the same image has the same diffIDs.
+        try run("skopeo", ["copy", "-q", "--src-tls-verify=false", "docker://\(s.reg.host)/faults/img:1", "docker-archive:\(s.work.path)/sk.tar:faults/img:1"])
+        let layers = { (p: String) throws -> [String] in
+            (try parseJSON(try run("skopeo", ["inspect", "docker-archive:\(p)"]).stdout) as! [String: Any])["Layers"] as! [String]
+        }
+        #expect(try layers(out) == layers(s.work.path + "/sk.tar"))
+        #expect(s.env.leftovers.isEmpty, "\(s.env.leftovers)")
+
+        s.proxy.add("GET", "/blobs/\(s.layer)", .flipByte, times: 100)
+        let bad = s.work.path + "/bad.tar"
+        let r = try s.env.kiln(["pull", s.ref, "-o", bad], check: false)
+        #expect(r.status == 1 && r.stderr.contains(s.layer), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bad))
+        #expect(s.env.leftovers.isEmpty, "\(s.env.leftovers)")
+    }
 }

@@ -240,6 +240,9 @@ enum Fault: Sendable {
     /// Reads the whole request and resets the connection without passing it on: an
     /// upload cut off before the registry saw any of its bytes.
     case resetWithoutForwarding
+    /// Passes the request on without its `Range` header: a server that ignores ranges
+    /// and answers 200 with the whole body.
+    case stripRange
 }
 
 /// A proxy in front of a registry that applies faults to the first requests matching
@@ -301,6 +304,11 @@ final class FaultProxy: @unchecked Sendable {
             MiniServer.reset(c)
             return
         default: break
+        }
+        var req = req
+        if case .stripRange? = fault {
+            let lines = String(decoding: req.head, as: UTF8.self).components(separatedBy: "\r\n")
+            req.head = Array(lines.filter { !$0.lowercased().hasPrefix("range:") }.joined(separator: "\r\n").utf8)
         }
         guard let (head, body) = forward(req, to: upstream) else { MiniServer.reset(c); return }
         switch fault {

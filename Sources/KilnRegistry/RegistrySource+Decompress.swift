@@ -96,6 +96,7 @@ final class DecompressingBlobSink: BlobSink {
         self.path = path
         let pipe = self.pipe, outcome = self.outcome, ended = self.ended
         let thread = Thread {
+            nameThisThread("kiln-decompress")
             let r = Result { try RegistrySource.decompress(pipe, layer: layer, diffID: diffID, to: path, limit: limit) }
             pipe.closeReading(r.error)
             ended.lock()

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// A thread of its own that runs jobs one after another, for the blocking part of a
@@ -17,6 +20,9 @@ final class SerialWorker: @unchecked Sendable {
 
     init(name: String) {
         let t = Thread { [self] in
+            // Foundation does not pass the name to the kernel on Linux: profilers and
+            // `top -H` would show the name of the thread that started this one.
+            nameThisThread(name)
             while let job = take() { job() }
         }
         t.name = name
@@ -49,4 +55,15 @@ final class SerialWorker: @unchecked Sendable {
         condition.signal()
         condition.unlock()
     }
+}
+
+/// Gives the calling thread its kernel name (what `top -H` and `perf` show; at most 15
+/// bytes), through `/proc/thread-self/comm`: Foundation's `Thread.name` stays in the
+/// process on Linux, and `pthread_setname_np` is not visible to Swift here.
+func nameThisThread(_ name: String) {
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    var bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
 }

@@ -99,7 +99,14 @@ extension ImageBuilder {
                 fromRepo += 1
             } else {
                 let stored = try cache.store(d.layer, compression: d.compression, key: d.localKey)
-                if let portable, let path = stored.localFile {
+                // The files must be as they were when the plan stat'ed them (before they
+                // were hashed): a file changed meanwhile would put this layer under a key
+                // that names other bytes, for every machine to take.
+                let unchanged = try cache.key(for: d.layer, compression: d.compression, staging: staging) == d.localKey
+                if portable != nil, !unchanged {
+                    notice("layer \(stored.descriptor.digest.description.prefix(19)): files changed while it was built; not shared through the cache repo")
+                }
+                if let portable, unchanged, let path = stored.localFile {
                     built.append(LayerForCacheRepo(portableKey: portable, descriptor: stored.descriptor, diffID: stored.diffID,
                                                    tarsum: stored.tarsum, uncompressedSize: d.layer.uncompressedSize, path: path))
                 }

@@ -70,6 +70,40 @@ import Glibc
         #expect(try key(dir, memo: ContentDigestMemo(cacheRoot: cache), staging: staging) != k)
     }
 
+    /// A layer whose files changed between the plan (and the hashing) and its build is
+    /// built for this image but not offered to the cache repo under the old key.
+    @Test func aLayerWhoseFilesChangedWhileBuiltIsNotShared() throws {
+        let staging = try Staging()
+        defer { staging.remove() }
+        let dir = NSTemporaryDirectory() + "/kiln-pk-c-\(getpid())", cacheDir = dir + "-cache"
+        defer { FileSystem.removeTree(dir); FileSystem.removeTree(cacheDir) }
+        try makeTree(dir)
+        let spec = try Spec.parse(text: "name: t/x\ncontents:\n  - \(dir)\n", path: dir + "/../spec.yaml")
+        var builder = ImageBuilder(spec: spec, staging: staging)
+        builder.cache = try LayerCache(root: cacheDir)
+        builder.deferLayerMisses = true
+        let image = try builder.plan()
+        let deferred = ImageBuilder.deferredLayers(of: image)
+        #expect(deferred.count == 1)
+        let keyer = builder.portableKeyer()
+        let keys = Dictionary(uniqueKeysWithValues: try deferred.map { ($0.localKey, try keyer.key(for: $0)) })
+
+        // Unchanged: built and offered.
+        var resolved = try builder.resolveDeferred(image, portableKeys: keys, remote: [:])
+        #expect(resolved.built.count == 1 && resolved.fromRepo == 0)
+        guard case .stored = resolved.image.layers.last! else { Issue.record("not settled"); return }
+
+        // Changed after the plan, same size (so the tar is still written): not offered.
+        FileSystem.removeTree(cacheDir)
+        builder.cache = try LayerCache(root: cacheDir)
+        let image2 = try builder.plan()
+        let deferred2 = ImageBuilder.deferredLayers(of: image2)
+        let keys2 = Dictionary(uniqueKeysWithValues: try deferred2.map { ($0.localKey, try keyer.key(for: $0)) })
+        try "HELLO\n".write(toFile: dir + "/hello", atomically: false, encoding: .utf8)
+        resolved = try builder.resolveDeferred(image2, portableKeys: keys2, remote: [:])
+        #expect(resolved.built.isEmpty)
+    }
+
     @Test func justWrittenFilesAreNotRemembered() throws {
         let staging = try Staging()
         defer { staging.remove() }

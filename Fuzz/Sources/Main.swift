@@ -9,7 +9,7 @@ import Glibc
 
 /// The parsers under test, by the name scripts/fuzz and Fuzz/corpus/<name>/ use.
 enum FuzzTarget: String, CaseIterable, Sendable {
-    case tar, gzip, zstd, xz, compression, spec, wwwauth, oci, elf, ldcache, deb, release, packages, control
+    case tar, gzip, zstd, xz, compression, spec, wwwauth, oci, imagearchive, elf, ldcache, deb, release, packages, control
 
     var run: ([UInt8]) -> Void {
         switch self {
@@ -21,6 +21,7 @@ enum FuzzTarget: String, CaseIterable, Sendable {
         case .spec: return FuzzBuild.spec
         case .wwwauth: return FuzzRegistry.wwwAuthenticate
         case .oci: return FuzzOCI.documents
+        case .imagearchive: return FuzzImage.archive
         case .elf: return FuzzBuild.elf
         case .ldcache: return FuzzBuild.ldCache
         case .deb: return FuzzDebian.deb

@@ -129,7 +129,7 @@ struct BaseSafetyTests {
         try dir.write("image.yaml", """
             name: kiln-test/isolated
             tag: v1
-            fromImage: \(base)
+            fromImage: oci:\(base):v1
             contents:
               - {closure: /usr/bin/perl, isolate: true, target: /usr/local/bin/perl}
             """)

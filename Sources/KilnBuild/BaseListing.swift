@@ -264,18 +264,6 @@ private extension String {
     func replacingAll(_ a: String, _ b: String) -> String { replacingOccurrences(of: a, with: b) }
 }
 
-/// Hashes what is read through it (the layer's diffID).
-private final class HashingReader: ByteReader {
-    private let source: ByteReader
-    private var hasher = SHA256Hasher()
-    init(_ source: ByteReader) { self.source = source }
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = try source.read(into: buffer)
-        if n > 0 { hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
-        return n
-    }
-    var digest: Digest { hasher.finalize() }
-}
 
 extension ImageBuilder {
     /// Whether building `spec` on a base with `layers` reads the layers' bytes for the

@@ -48,7 +48,7 @@ final class SnapshotWriter {
     /// Applies one uncompressed layer tar; returns its sha256 (the diffID it has).
     func apply(tar stream: ByteReader, what: String, maxEntrySize: Int64) throws -> Digest {
         thisLayer = []
-        let hashed = HashingByteReader(stream)
+        let hashed = HashingReader(stream)
         let tar = TarReader(hashed, maxEntrySize: maxEntrySize)
         var seen = Set<String>()
         do {
@@ -386,28 +386,6 @@ struct StackView {
     }
 }
 
-/// Hashes what is read through it.
-final class HashingByteReader: ByteReader {
-    private let source: ByteReader
-    private var hasher = SHA256Hasher()
-
-    init(_ source: ByteReader) { self.source = source }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = try source.read(into: buffer)
-        if n > 0 { hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
-        return n
-    }
-
-    func drain() throws {
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
-        defer { buf.deallocate() }
-        while try read(into: buf) > 0 {}
-    }
-
-    var count: Int64 { hasher.count }
-    var digest: Digest { hasher.finalize() }
-}
 
 func errnoText() -> String { String(cString: strerror(errno)) }
 

@@ -166,7 +166,7 @@ final class BaseSnapshots {
     /// Applies a stored layer, checking its blob digest, size and diffID.
     private func extract(_ layer: any StoredLayer, into writer: SnapshotWriter, what: String) throws {
         let d = layer.descriptor
-        let blob = HashingByteReader(try layer.openBlob())
+        let blob = HashingReader(try layer.openBlob())
         let plain: ByteReader
         do {
             plain = try Compression.decompressing(blob, limit: limits.maxLayerSize)

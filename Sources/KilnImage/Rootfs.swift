@@ -97,7 +97,7 @@ public final class Rootfs {
     /// Applies a stored layer, checking its blob digest, size and diffID.
     public func apply(_ layer: any StoredLayer, what: String) throws {
         let d = layer.descriptor
-        let blob = DigestingReader(try layer.openBlob())
+        let blob = HashingReader(try layer.openBlob())
         let plain: ByteReader
         do {
             plain = try Compression.decompressing(blob, limit: limits.maxLayerSize)
@@ -127,7 +127,7 @@ public final class Rootfs {
     public func apply(tarStream: ByteReader, what: String) throws -> Digest {
         layerIndex += 1
         let layer = layerIndex
-        let hashed = DigestingReader(tarStream)
+        let hashed = HashingReader(tarStream)
         let tar = TarReader(hashed, maxEntrySize: limits.maxLayerSize)
         var seen = Set<String>()
         do {
@@ -398,26 +398,3 @@ public final class Rootfs {
     }
 }
 
-/// Hashes what is read through it.
-final class DigestingReader: ByteReader {
-    private let source: ByteReader
-    private var hasher = SHA256Hasher()
-
-    init(_ source: ByteReader) { self.source = source }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = try source.read(into: buffer)
-        if n > 0 { hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<n])) }
-        return n
-    }
-
-    /// Reads (and hashes) whatever is left.
-    func drain() throws {
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
-        defer { buf.deallocate() }
-        while try read(into: buf) > 0 {}
-    }
-
-    var count: Int64 { hasher.count }
-    var digest: Digest { hasher.finalize() }
-}

@@ -30,7 +30,7 @@ let soakSeconds: Double? = ProcessInfo.processInfo.environment["KILN_SOAK_SECOND
         for k in 0..<2 {
             let dir = try TempDir()
             let spec = try writeFilesSpec(in: dir, name: "soak/src\(k)", bigBytes: 1_000_000 + k * 300_000, marker: "base\(k)")
-            try setupEnv.kiln(["build", spec, "--push", "docker://\(reg.host)/soak/base\(k):v\(k)"])
+            try setupEnv.kiln(["build", spec, "--no-cache", "--push", "docker://\(reg.host)/soak/base\(k):v\(k)"])
             let archive = work.path + "/base\(k).tar"
             try setupEnv.kiln(["pull", "docker://\(reg.host)/soak/base\(k):v\(k)", "-o", archive])
             let digest = try inspectedDigest("docker://\(reg.host)/soak/base\(k):v\(k)")

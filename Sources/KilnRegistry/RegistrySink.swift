@@ -39,7 +39,8 @@ public final class RegistrySink: Sendable {
         var diffID: Digest
         var spooled: String?
         var stored: (any StoredLayer)?
-        /// Compressed on the way: the stored manifest no longer describes it.
+        /// Compressed on the way: the stored manifest no longer describes it, and its
+        /// bytes are the spooled ones (`stored` only says where it came from).
         var changed = false
     }
 
@@ -111,7 +112,7 @@ public final class RegistrySink: Sendable {
                 case .stored(let layer):
                     if case .compress(let c, let twins) = layers, Compression(mediaType: layer.descriptor.mediaType) == Compression.none {
                         let (d, path, reused) = try compressedTwin(of: layer, compression: c, twins: twins, spool: tmp + "/layer-\(i)")
-                        ready.append(ReadyLayer(descriptor: d, diffID: layer.diffID, spooled: path, changed: true))
+                        ready.append(ReadyLayer(descriptor: d, diffID: layer.diffID, spooled: path, stored: layer, changed: true))
                         report.record(reused: reused, compression: c)
                     } else {
                         ready.append(ReadyLayer(descriptor: layer.descriptor, diffID: layer.diffID, stored: layer))
@@ -148,7 +149,7 @@ public final class RegistrySink: Sendable {
                 next += 1
                 group.addTask {
                     var mountFrom: String?
-                    if let r = l.stored as? RegistryLayer, r.registry == sameRegistry, r.repository != repo {
+                    if !l.changed, let r = l.stored as? RegistryLayer, r.registry == sameRegistry, r.repository != repo {
                         mountFrom = r.repository
                     }
                     _ = try await client.pushBlob(repository: repo, descriptor: l.descriptor, mountFrom: mountFrom) {

@@ -217,6 +217,13 @@ import Testing
                                  "--dest-compress-format", "zstd"], check: false)
         #expect(both.status == 64 && both.stderr.contains("--preserve-digests"), "\(both.stderr)")
 
+        // From one repository to another of the same registry: the uncompressed layer is
+        // downloaded and compressed (the twin is in the cache), the config is mounted.
+        let r = try env.kiln(["copy", p, "docker://\(reg.host)/comp/recompressed:1", "--cache-dir", cache])
+        #expect(r.stderr.contains("0 compressed now, 1 from the cache"), "\(r.stderr)")
+        #expect(r.stderr.components(separatedBy: ": mounted").count - 1 == 1, "the config is mounted: \(r.stderr)")
+        #expect(r.stdout.contains(pushedDigest), "\(r.stdout)")
+
         // kiln copy to a registry compresses the same way (and finds the twin in the cache).
         let c = try env.kiln(["copy", "docker-archive:\(src.path)/img.tar", "docker://\(reg.host)/comp/copied:1", "--cache-dir", cache])
         #expect(c.stderr.contains("0 compressed now, 1 from the cache"), "\(c.stderr)")

@@ -168,9 +168,11 @@ public final class LayerCache: @unchecked Sendable {
         for n in try FileSystem.listDirectory(root + "/blobs/sha256") where !live.contains(n) {
             remove(root + "/blobs/sha256/" + n)
         }
-        // Plans (ImageBuilder+PlanCache) and base listings (BaseListing) unused for as
-        // long: both are made again when needed.
-        for dir in ["plans", "base-listings"] {
+        // Leftovers of interrupted pushes, then plans (ImageBuilder+PlanCache), base
+        // listings (BaseListing) and compressed twins of pushed layers (KilnRegistry's
+        // CompressedTwins) unused for as long: all are made again when needed.
+        for n in (try? FileSystem.listDirectory(root + "/compressed/tmp")) ?? [] { remove(root + "/compressed/tmp/" + n) }
+        for dir in ["plans", "base-listings", "compressed/entries", "compressed/blobs"] {
             for n in (try? FileSystem.listDirectory(root + "/" + dir)) ?? [] {
                 let p = root + "/" + dir + "/" + n
                 var st = stat()

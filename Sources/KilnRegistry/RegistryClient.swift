@@ -285,6 +285,9 @@ public final class RegistryClient: Sendable {
             return "TLS error: \(s)" + where_
         }
         if let r = e as? RegistryError { return r.description }
+        // NIO's own text for these reads "read(descriptor:pointer:size:): Connection
+        // reset by peer) (errno: 104)"; the C library's words read better.
+        if let io = e as? IOError { return String(cString: strerror(io.errnoCode)) + where_ }
         return "\(e)" + where_
     }
 }

@@ -24,12 +24,28 @@ public struct PendingImage: Sendable {
     }
 
     /// The config bytes to write: the stored ones, or the canonical encoding of
-    /// `config` with the diffIDs the sink produced.
-    func configBytes(diffIDs: [Digest]) throws -> [UInt8] {
+    /// `config` with the diffIDs the sink produced. Every sink takes them from here.
+    public func configBytes(diffIDs: [Digest]) throws -> [UInt8] {
         if let stored { return stored.config }
         var c = config
         c.rootfs = RootFS(diffIDs: diffIDs)
         return try CanonicalJSON.encode(c)
+    }
+
+    /// The OCI manifest (image-spec manifest.md) that OCI layouts and registries get for
+    /// a built image, or for a copy whose stored manifest they cannot keep: the config
+    /// blob and the layers, each with its OCI media type. The one synthesis of a
+    /// manifest (docker-archives write Docker's `manifest.json` instead).
+    public static func ociManifest(config: [UInt8], layers: [Descriptor]) throws -> [UInt8] {
+        let manifest = Manifest(
+            mediaType: MediaType.ociManifest,
+            config: Descriptor(mediaType: MediaType.ociConfig, digest: .sha256(config), size: Int64(config.count)),
+            layers: layers.map { d in
+                var d = d
+                d.mediaType = ociLayerMediaType(d.mediaType)
+                return d
+            })
+        return try CanonicalJSON.encode(manifest)
     }
 }
 

@@ -50,7 +50,8 @@ public struct OCISink: ImageSink {
                 diffIDs.append(layer.diffID)
             }
         }
-        let configBlob = try store.putBlob(try image.configBytes(diffIDs: diffIDs))
+        let configBytes = try image.configBytes(diffIDs: diffIDs)
+        let configBlob = try store.putBlob(configBytes)
         let tag = image.tag ?? PendingImage.derivedTag(configDigest: configBlob.digest)
         let manifestBytes: [UInt8]
         let manifestType: String
@@ -61,15 +62,7 @@ public struct OCISink: ImageSink {
         } else {
             // Built images, and Docker v2s2 manifests converted as skopeo does (OCI
             // layouts index only OCI manifests): same blobs, OCI media types.
-            let manifest = Manifest(
-                mediaType: MediaType.ociManifest,
-                config: Descriptor(mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size),
-                layers: layers.map { d in
-                    var d = d
-                    d.mediaType = ociLayerMediaType(d.mediaType)
-                    return d
-                })
-            manifestBytes = try CanonicalJSON.encode(manifest)
+            manifestBytes = try PendingImage.ociManifest(config: configBytes, layers: layers)
             manifestType = MediaType.ociManifest
         }
         let manifestBlob = try store.putBlob(manifestBytes)

@@ -204,19 +204,8 @@ public final class RegistrySink: Sendable {
             if case .preserveDigests = self.layers, let stored = image.stored {
                 throw RegistryError.unsupported("--preserve-digests: the source's manifest (\(stored.manifestMediaType)) would have to be rewritten as an OCI manifest, which changes its digest")
             }
-            var config = image.config
-            if let stored = image.stored {
-                configBytes = stored.config
-                config = try CanonicalJSON.decode(ImageConfig.self, from: configBytes, what: "config")
-            } else {
-                config.rootfs = RootFS(diffIDs: diffIDs)
-                configBytes = try CanonicalJSON.encode(config)
-            }
-            let manifest = Manifest(
-                mediaType: MediaType.ociManifest,
-                config: Descriptor(mediaType: MediaType.ociConfig, digest: .sha256(configBytes), size: Int64(configBytes.count)),
-                layers: descriptors.map { d in var d = d; d.mediaType = ociLayerMediaType(d.mediaType); return d })
-            manifestBytes = try CanonicalJSON.encode(manifest)
+            configBytes = try image.configBytes(diffIDs: diffIDs)
+            manifestBytes = try PendingImage.ociManifest(config: configBytes, layers: descriptors)
             manifestType = MediaType.ociManifest
         }
         let manifest = try CanonicalJSON.decode(Manifest.self, from: manifestBytes, what: "manifest")

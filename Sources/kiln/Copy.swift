@@ -39,13 +39,7 @@ struct Copy: AsyncParsableCommand {
     @OptionGroup var layerFlags: PushLayerFlags
 
     func validate() throws {
-        let src: ImageLocation, dst: ImageLocation
-        do {
-            src = try ImageLocation(parsing: source)
-            dst = try ImageLocation(parsing: destination)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let (src, dst) = try usageChecked { (try ImageLocation(parsing: source), try ImageLocation(parsing: destination)) }
         if layerFlags.givenExplicitly, case .local = dst {
             throw ValidationError("--dest-compress-format and --preserve-digests apply to a docker:// destination")
         }

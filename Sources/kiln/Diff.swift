@@ -39,12 +39,7 @@ struct Diff: AsyncParsableCommand {
     @OptionGroup var limits: LayerLimitOptions
 
     func validate() throws {
-        do {
-            _ = try ImageLocation(parsing: a)
-            _ = try ImageLocation(parsing: b)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        try usageChecked { (try ImageLocation(parsing: a), try ImageLocation(parsing: b)) }
     }
 
     func run() async throws {

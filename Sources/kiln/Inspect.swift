@@ -42,7 +42,7 @@ struct Inspect: AsyncParsableCommand {
     }
 
     func validate() throws {
-        do { _ = try ImageLocation(parsing: image) } catch { throw ValidationError("\(error)") }
+        try usageChecked { try ImageLocation(parsing: image) }
     }
 
     func run() async throws {

@@ -57,6 +57,17 @@ private func reported(_ error: any Error) -> any Error {
     }
 }
 
+/// Parses image arguments while ArgumentParser validates the command line, so a
+/// malformed one is a usage error (exit 64) like a bad flag, named as the parser names it.
+@discardableResult
+func usageChecked<T>(_ parse: () throws -> T) throws -> T {
+    do {
+        return try parse()
+    } catch {
+        throw ValidationError("\(error)")
+    }
+}
+
 struct StandardError: TextOutputStream {
     mutating func write(_ s: String) {
         var bytes = Array(s.utf8)

@@ -37,7 +37,7 @@ struct Pull: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        do { _ = try RegistryReference(parsing: reference) } catch { throw ValidationError("\(error)") }
+        try usageChecked { try RegistryReference(parsing: reference) }
     }
 
     func run() async throws {

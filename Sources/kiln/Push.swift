@@ -32,12 +32,7 @@ struct Push: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        do {
-            _ = try ImageLocation(parsing: source)
-            _ = try RegistryReference(parsing: reference)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        try usageChecked { (try ImageLocation(parsing: source), try RegistryReference(parsing: reference)) }
     }
 
     func run() async throws {

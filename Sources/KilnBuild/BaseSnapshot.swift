@@ -165,7 +165,6 @@ final class BaseSnapshots {
 
     /// Applies a stored layer, checking its blob digest, size and diffID.
     private func extract(_ layer: any StoredLayer, into writer: SnapshotWriter, what: String) throws {
-        let d = layer.descriptor
         let blob = HashingReader(try layer.openBlob())
         let plain: ByteReader
         do {
@@ -174,13 +173,8 @@ final class BaseSnapshots {
             throw BuildError("\(what): \(error)")
         }
         let diffID = try writer.apply(tar: plain, what: what, maxEntrySize: limits.maxLayerSize)
-        do { try blob.drain() } catch { throw BuildError("\(what): \(error)") }
         extracted += 1
-        guard blob.count == d.size else { throw BuildError("\(what): the blob is \(blob.count) bytes, the manifest says \(d.size)") }
-        guard blob.digest == d.digest else { throw BuildError("\(what): digest mismatch: the blob is \(blob.digest), the manifest says \(d.digest)") }
-        guard diffID == layer.diffID else {
-            throw BuildError("\(what): digest mismatch: the uncompressed layer is \(diffID), the config's diffID says \(layer.diffID)")
-        }
+        try layer.verify(blob: blob, uncompressed: diffID, what: what)
     }
 
     /// A snapshot directory that is there but does not record the digest it must have

@@ -35,7 +35,7 @@ extension ImageBuilder {
     func planCacheKey(base: BaseImage?, created: (epoch: Int64, text: String), mtime: (epoch: Int64, text: String)) throws -> String? {
         guard cache != nil, !deferLayerMisses, packages?.packages.isEmpty ?? true, spec.packages.isEmpty,
               !spec.contents.contains(where: { $0.kind == .closure }),
-              case .fixed = spec.created, spec.mtime.map({ if case .now = $0 { return false } else { return true } }) ?? true,
+              case .fixed = spec.created, case .fixed = spec.effectiveMtime,
               let specBytes = try? FileReader(path: spec.path).readAll(limit: 16 << 20),
               let exe = Self.statLine("/proc/self/exe", follow: true) else { return nil }
         var h = SHA256Hasher()

@@ -96,7 +96,6 @@ public final class Rootfs {
 
     /// Applies a stored layer, checking its blob digest, size and diffID.
     public func apply(_ layer: any StoredLayer, what: String) throws {
-        let d = layer.descriptor
         let blob = HashingReader(try layer.openBlob())
         let plain: ByteReader
         do {
@@ -105,21 +104,7 @@ public final class Rootfs {
             throw ImageError.invalid("\(what): \(error)")
         }
         let uncompressed = try apply(tarStream: plain, what: what)
-        // Reach the end of the blob, so its digest covers every byte.
-        do {
-            try blob.drain()
-        } catch {
-            throw ImageError.invalid("\(what): \(error)")
-        }
-        guard blob.count == d.size else {
-            throw ImageError.invalid("\(what): the blob is \(blob.count) bytes, the manifest says \(d.size)")
-        }
-        guard blob.digest == d.digest else {
-            throw ImageError.digestMismatch(what: "\(what): blob", expected: d.digest, actual: blob.digest)
-        }
-        guard uncompressed == layer.diffID else {
-            throw ImageError.digestMismatch(what: "\(what): uncompressed (diffID)", expected: layer.diffID, actual: uncompressed)
-        }
+        try layer.verify(blob: blob, uncompressed: uncompressed, what: what)
     }
 
     /// Applies an uncompressed layer tar; returns its sha256 (the diffID it has).

@@ -234,24 +234,5 @@ extension TestRegistry {
     }
 }
 
-/// docker-credential-helpers' protocol in sh (as in KilnRegistryTests' AuthTests):
-/// `store` reads {"ServerURL","Username","Secret"}, `get` and `erase` read the server
-/// URL; a missing entry answers "credentials not found in native keychain", exit 1.
-/// Calls are logged as "ACTION URL", never with the secret.
-let fakeCredentialHelper = #"""
-    #!/bin/sh
-    d=$(dirname "$0")
-    in=$(cat)
-    case "$1" in
-    store) url=$(printf '%s' "$in" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p') ;;
-    *) url=$in ;;
-    esac
-    f="$d/cred-$(printf '%s' "$url" | tr -c 'A-Za-z0-9' _)"
-    echo "$1 $url" >> "$d/calls.log"
-    case "$1" in
-    store) printf '%s' "$in" > "$f" ;;
-    get) [ -f "$f" ] || { echo "credentials not found in native keychain"; exit 1; }; cat "$f" ;;
-    erase) [ -f "$f" ] || { echo "credentials not found in native keychain"; exit 1; }; rm "$f" ;;
-    *) exit 1 ;;
-    esac
-    """#
+/// The credential helper the tests install (Tests/Fixtures/docker-credential-kilntest).
+let fakeCredentialHelper: String = try! String(contentsOfFile: packageRoot + "/Tests/Fixtures/docker-credential-kilntest", encoding: .utf8)

@@ -301,6 +301,29 @@ private func expectError(_ yaml: String, line: Int, _ parts: String..., env: [St
         expectError("name: hello\ncontents:\n  - [a]\n", line: 3, "contents[0]: expected a path")
     }
 
+    /// The base-safety and runAsRoot cache keys: values, and keys that would do nothing.
+    @Test func baseSafetyAndRunAsRootCacheKeys() throws {
+        expectError("name: hello\ncontents:\n  - source: a\n    onConflict: overwrite\n", line: 4,
+                    "contents[0].onConflict", "unknown value `overwrite`", "`replace`")
+        expectError("name: hello\nonConflict: maybe\n", line: 2, "onConflict", "unknown value `maybe`")
+        expectError("name: hello\ncontents:\n  - source: a\n    isolate: true\n", line: 4,
+                    "contents[0].isolate", "only `closure:` items")
+        expectError("name: hello\nrunAsRootCache: false\n", line: 2, "runAsRootCache", "has no effect without `runAsRoot`")
+        expectError("name: hello\nscrub: false\n", line: 2, "scrub", "has no effect without `runAsRoot`")
+        let spec = try parse("""
+            name: hello
+            onConflict: keep
+            runAsRoot: "true"
+            runAsRootCache: false
+            scrub: false
+            contents:
+              - {closure: /bin/sh, isolate: true, onConflict: replace}
+            """)
+        #expect(spec.onConflict == .keep && !spec.runAsRootCache && !spec.scrub)
+        #expect(spec.contents[0].isolate && spec.contents[0].onConflict == .replace)
+        #expect(try parse("name: hello\n").onConflict == .error)
+    }
+
     @Test func accountErrors() {
         expectError("name: hello\nusers:\n  - {name: a, uid: 1}\n  - {name: a, uid: 2}\n", line: 4,
                     "users[1].name: duplicate user `a` (first on line 3)")

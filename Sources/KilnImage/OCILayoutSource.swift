@@ -30,46 +30,44 @@ public struct DirectoryBlobs: LayoutFiles {
 
 /// Reads an image from an OCI image layout (image-spec image-layout.md), in a
 /// directory or a tar. The manifest is chosen by its `org.opencontainers.image.ref.name`
-/// annotation, or is the only one in `index.json` when no tag is given (as skopeo).
+/// annotation, or is the only one in `index.json` when no tag is given (as skopeo), or
+/// is given as `manifest` (an index's entry for one platform, chosen by the caller).
 public struct OCILayoutSource: ImageSource {
     public let blobs: any LayoutFiles
     public let tag: String?
     public let what: String
+    /// The image manifest to read, when the caller chose it (from an index).
+    public let manifest: Descriptor?
 
-    public init(blobs: any LayoutFiles, tag: String?, what: String) {
+    public init(blobs: any LayoutFiles, tag: String?, what: String, manifest: Descriptor? = nil) {
         self.blobs = blobs
         self.tag = tag
         self.what = what
+        self.manifest = manifest
     }
 
     public func image() throws -> SourceImage {
-        let layout = try blobs.open("oci-layout").readAll(limit: 4096)
-        guard let l = try? CanonicalJSON.decode([String: String].self, from: layout, what: "oci-layout"),
-              l["imageLayoutVersion"] == "1.0.0" else {
-            throw ImageError.invalid("\(what): oci-layout is not {\"imageLayoutVersion\":\"1.0.0\"}")
-        }
-        let index = try CanonicalJSON.decode(Index.self, from: try blobs.open("index.json").readAll(limit: documentLimit), what: "\(what): index.json")
-        let manifests = index.manifests.filter { $0.mediaType == MediaType.ociManifest || $0.mediaType == MediaType.dockerManifest }
-        let chosen: Descriptor
-        if let tag {
-            guard let d = manifests.first(where: { $0.annotations?[AnnotationKey.refName] == tag }) else {
-                let tags = manifests.compactMap { $0.annotations?[AnnotationKey.refName] }
-                throw ImageError.notFound("\(what): no image tagged \"\(tag)\" (tags: \(tags.isEmpty ? "none" : tags.joined(separator: ", ")))")
+        let layout = OCILayout(files: blobs, what: what)
+        let chosen = try manifest ?? layout.entry(tag: tag)
+        guard OCILayout.isImage(chosen.mediaType) else {
+            if OCILayout.isIndex(chosen.mediaType) {
+                throw ImageError.invalid("\(what): \(tag.map { "\"\($0)\"" } ?? "the image") is an index of several platforms; pick one with --platform")
             }
-            chosen = d
-        } else {
-            guard manifests.count == 1 else {
-                throw ImageError.invalid("\(what): the layout holds \(manifests.count) images; name one with :TAG")
-            }
-            chosen = manifests[0]
+            throw ImageError.invalid("\(what): \(chosen.digest) is a \(chosen.mediaType), not an image manifest")
         }
+        let name = manifest == nil ? chosen.annotations?[AnnotationKey.refName] : tag
+        return try image(manifest: chosen, names: name.map { [$0] } ?? [])
+    }
+
+    /// The image whose manifest `chosen` describes.
+    func image(manifest chosen: Descriptor, names: [String]) throws -> SourceImage {
         let blobs = self.blobs
         let what = self.what
-        @Sendable func path(_ d: Descriptor) -> String { "blobs/\(d.digest.algorithm)/\(d.digest.hex)" }
+        @Sendable func path(_ d: Descriptor) -> String { OCILayout.blobName(d.digest) }
         let manifestBytes = try readVerified(chosen, from: blobs, name: path(chosen), what: "\(what): manifest")
         return try SourceImage.assemble(
             manifestBytes: manifestBytes, what: what,
-            names: chosen.annotations?[AnnotationKey.refName].map { [$0] } ?? [],
+            names: names,
             readBlob: { try blobs.open(path($0)).readAll(limit: documentLimit) },
             openBlob: { d in
                 let size = try blobs.size(path(d))

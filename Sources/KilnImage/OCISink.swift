@@ -5,14 +5,33 @@ import KilnOCI
 /// directory (`oci:`) or a tar of one (`oci-archive:`), depending on the store.
 /// The manifest is tagged in `index.json` with `org.opencontainers.image.ref.name`,
 /// which is what `skopeo … oci:DIR:TAG` matches.
+///
+/// Images, indexes (OCISink+Index.swift) and artifacts (OCISink+Artifact.swift) go
+/// through the same steps: blobs with `putImage`, then one new `index.json` with
+/// `putIndexJSON`, then one `commit` of the store — nothing is half-written.
 public struct OCISink: ImageSink {
     public let store: LayoutStore
 
     public init(store: LayoutStore) { self.store = store }
 
     public func write(_ image: PendingImage) throws -> WrittenImage {
+        try transaction {
+            let put = try putImage(image)
+            let tag = image.tag ?? PendingImage.derivedTag(configDigest: put.written.configDigest)
+            var manifest = put.manifest
+            manifest.annotations = [AnnotationKey.refName: tag]
+            try putIndexJSON(adding: [manifest], replacingTag: tag)
+            var written = put.written
+            written.reference = "\(image.name):\(tag)"
+            written.tag = tag
+            return written
+        }
+    }
+
+    /// Runs `body`, then commits the store; on any error, undoes everything put.
+    func transaction<T>(_ body: () throws -> T) throws -> T {
         do {
-            let result = try writeUnchecked(image)
+            let result = try body()
             try store.commit()
             return result
         } catch {
@@ -21,7 +40,15 @@ public struct OCISink: ImageSink {
         }
     }
 
-    private func writeUnchecked(_ image: PendingImage) throws -> WrittenImage {
+    /// An image's blobs in the store: what `putImage` wrote and the manifest's descriptor.
+    struct PutImage {
+        /// Reference and tag are left empty for the caller to fill.
+        var written: WrittenImage
+        var manifest: Descriptor
+    }
+
+    /// Writes the layers, the config and the manifest of `image` as blobs (not `index.json`).
+    func putImage(_ image: PendingImage) throws -> PutImage {
         var layers: [Descriptor] = []
         var diffIDs: [Digest] = []
         for input in image.layers {
@@ -52,7 +79,6 @@ public struct OCISink: ImageSink {
         }
         let configBytes = try image.configBytes(diffIDs: diffIDs)
         let configBlob = try store.putBlob(configBytes)
-        let tag = image.tag ?? PendingImage.derivedTag(configDigest: configBlob.digest)
         let manifestBytes: [UInt8]
         let manifestType: String
         if let stored = image.stored, stored.manifestMediaType == MediaType.ociManifest {
@@ -66,19 +92,26 @@ public struct OCISink: ImageSink {
             manifestType = MediaType.ociManifest
         }
         let manifestBlob = try store.putBlob(manifestBytes)
+        return PutImage(
+            written: WrittenImage(reference: "", tag: "", manifestDigest: manifestBlob.digest,
+                                  configDigest: configBlob.digest, layers: layers, diffIDs: diffIDs),
+            manifest: Descriptor(mediaType: manifestType, digest: manifestBlob.digest, size: manifestBlob.size))
+    }
 
-        // Keep the other tags of an existing layout; this tag now names the new manifest.
-        var index = Index(manifests: [])
-        if let old = store.existingFile("index.json") {
-            index = try CanonicalJSON.decode(Index.self, from: old, what: "existing index.json")
-            index.manifests.removeAll { $0.annotations?[AnnotationKey.refName] == tag }
-        }
-        index.manifests.append(Descriptor(
-            mediaType: manifestType, digest: manifestBlob.digest, size: manifestBlob.size,
-            annotations: [AnnotationKey.refName: tag]))
+    /// The layout's `index.json` as it is before this write (empty for a new layout).
+    func existingIndex() throws -> Index {
+        guard let old = store.existingFile("index.json") else { return Index(manifests: []) }
+        return try CanonicalJSON.decode(Index.self, from: old, what: "existing index.json")
+    }
+
+    /// Writes `oci-layout` and the new `index.json`: the existing entries (other tags
+    /// are kept; an entry tagged `replacingTag` is dropped, as that tag now names the new
+    /// manifest; an entry of the same digest and no tag is not listed twice), then `entries`.
+    func putIndexJSON(adding entries: [Descriptor], replacingTag tag: String?) throws {
+        var index = try existingIndex()
+        if let tag { index.manifests.removeAll { $0.annotations?[AnnotationKey.refName] == tag } }
+        for e in entries where !index.manifests.contains(e) { index.manifests.append(e) }
         try store.putFile("oci-layout", Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8))
         try store.putFile("index.json", try CanonicalJSON.encode(index))
-        return WrittenImage(reference: "\(image.name):\(tag)", tag: tag, manifestDigest: manifestBlob.digest,
-                            configDigest: configBlob.digest, layers: layers, diffIDs: diffIDs)
     }
 }

@@ -6,6 +6,9 @@ public struct Descriptor: Codable, Sendable, Hashable {
     public var urls: [String]?
     public var annotations: [String: String]?
     public var platform: Platform?
+    /// The artifact type of the manifest it describes (image-spec 1.1 descriptor.md), as
+    /// index.json entries and referrers lists carry it.
+    public var artifactType: String?
 
     public init(mediaType: String, digest: Digest, size: Int64, annotations: [String: String]? = nil, platform: Platform? = nil) {
         self.mediaType = mediaType

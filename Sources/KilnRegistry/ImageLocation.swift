@@ -38,6 +38,20 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
         switch self {
         case .local(let r):
             return try await OwnThread.run("kiln-open") {
+                // A layout entry that is an index is followed to `platform`, as a registry's is.
+                if let layout = try OCILayout(r) {
+                    let tag = r.layoutTag
+                    let entry = try layout.entry(tag: tag)
+                    if PlatformSelection.isIndex(entry.mediaType) {
+                        let index = try CanonicalJSON.decode(Index.self, from: try layout.document(entry, what: "index"), what: "\(r): index")
+                        let chosen = try PlatformSelection.select(from: index, platform: platform, what: r.description)
+                        guard PlatformSelection.isImageManifest(chosen.mediaType) else {
+                            throw ImageError.invalid("\(r): the \(platform) entry is itself an index (nested indexes are not read)")
+                        }
+                        let source = OCILayoutSource(blobs: layout.files, tag: tag, what: r.description, manifest: chosen)
+                        return OpenedImage(image: try source.image(), registry: nil)
+                    }
+                }
                 let image = try r.source(maxLayerSize: maxLayerSize).image()
                 return OpenedImage(image: image, registry: nil)
             }
@@ -73,6 +87,29 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
             }
             let pushed = try await RegistrySink(reference: r, options: options, layers: layers, notice: notice).push(image)
             return (pushed.image, pushed.manifestSize)
+        }
+    }
+
+    /// Writes a multi-platform image here: an OCI layout or archive gets the index and
+    /// every image in one commit (`OCISink.write(_:PendingIndex)`, on a thread of its
+    /// own); a registry gets every manifest by digest, then the index
+    /// (`RegistrySink.push(_:PendingIndex)`). A docker-archive holds one platform: an error.
+    public func write(index: PendingIndex, options: RegistryOptions, layers: PushLayerPolicy = .keep,
+                      notice: (@Sendable (String) -> Void)? = nil) async throws -> WrittenIndex {
+        switch self {
+        case .local(let r):
+            guard case .dockerArchive = r else {
+                return try await OwnThread.run("kiln-write") {
+                    guard let sink = try r.ociSink() else { throw ImageError.invalid("\(r): not an OCI layout") }
+                    return try sink.write(index)
+                }
+            }
+            throw ImageError.invalid("\(r): a docker-archive holds one platform; name one with --platform (the index has \(index.entries.map(\.platform.description).joined(separator: ", ")))")
+        case .registry(let r):
+            guard r.digest == nil || r.tag == nil else {
+                throw RegistryError.invalidReference(r.description, reason: "a destination takes a tag or a digest, not both")
+            }
+            return try await RegistrySink(reference: r, options: options, layers: layers, notice: notice).push(index)
         }
     }
 

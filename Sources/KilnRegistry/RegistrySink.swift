@@ -73,14 +73,21 @@ public final class RegistrySink: Sendable {
     public struct Pushed: Sendable {
         public var image: WrittenImage
         public var manifestSize: Int64
+        /// The media type the manifest was put with.
+        public var manifestType: String = MediaType.ociManifest
     }
 
     /// Pushes `image`: its new layers are produced on a thread of their own (tar and
     /// compression are CPU work, kept off the concurrency pool), then everything is uploaded.
     public func push(_ image: PendingImage) async throws -> Pushed {
+        try await push(image, byDigest: false)
+    }
+
+    /// `push`; with `byDigest` the manifest goes under its digest (see `prepare`).
+    func push(_ image: PendingImage, byDigest: Bool) async throws -> Pushed {
         // A registry source's uncompressed layers are compressed here, so they must be local first.
         try await fetchLayersToCompress(image)
-        let prepared = try await OwnThread.run("kiln-push-layers") { try self.prepare(image) }
+        let prepared = try await OwnThread.run("kiln-push-layers") { try self.prepare(image, byDigest: byDigest) }
         defer { prepared.remove() }
         let pushed = try await upload(prepared)
         if let c = prepared.compressed, let notice { notice(c.notice(manifestDigest: pushed.image.manifestDigest)) }
@@ -91,6 +98,12 @@ public final class RegistrySink: Sendable {
     /// their digests and diffIDs; stored layers are passed on as they are. Synchronous:
     /// call it from a thread of its own (`OwnThread`).
     public func prepare(_ image: PendingImage) throws -> Prepared {
+        try prepare(image, byDigest: false)
+    }
+
+    /// `prepare`; with `byDigest` the manifest goes under its digest, not a tag (an
+    /// image of an index, whose tag names the index).
+    func prepare(_ image: PendingImage, byDigest: Bool) throws -> Prepared {
         let tmp = (ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp")
             + "/kiln-push-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         guard mkdir(tmp, 0o700) == 0 else { throw RegistryError.transport("cannot create \(tmp): \(String(cString: strerror(errno)))") }
@@ -119,7 +132,7 @@ public final class RegistrySink: Sendable {
                     }
                 }
             }
-            var prepared = try documents(image, layers: ready, directory: tmp)
+            var prepared = try documents(image, layers: ready, directory: tmp, byDigest: byDigest)
             if report.layers > 0 {
                 report.sourceManifestDigest = image.stored.map { Digest.sha256($0.manifest) }
                 prepared.compressed = report
@@ -175,12 +188,12 @@ public final class RegistrySink: Sendable {
         try await client.putManifest(repository: repo, reference: prepared.manifestReference,
                                      bytes: prepared.manifestBytes, mediaType: prepared.manifestType)
         client.options.progress.close()
-        return Pushed(image: prepared.written, manifestSize: Int64(prepared.manifestBytes.count))
+        return Pushed(image: prepared.written, manifestSize: Int64(prepared.manifestBytes.count), manifestType: prepared.manifestType)
     }
 
     /// The config and manifest for `image` with `layers`: a copy keeps the source's
     /// bytes, so digests are preserved; a built image gets an OCI manifest.
-    func documents(_ image: PendingImage, layers: [ReadyLayer], directory: String) throws -> Prepared {
+    func documents(_ image: PendingImage, layers: [ReadyLayer], directory: String, byDigest: Bool = false) throws -> Prepared {
         let diffIDs = layers.map(\.diffID)
         let descriptors = layers.map(\.descriptor)
 
@@ -215,10 +228,10 @@ public final class RegistrySink: Sendable {
         let configDescriptor = Descriptor(mediaType: manifest.config.mediaType, digest: manifest.config.digest, size: Int64(configBytes.count))
 
         let manifestDigest = Digest.sha256(manifestBytes)
-        if let pinned = reference.digest, pinned != manifestDigest {
+        if !byDigest, let pinned = reference.digest, pinned != manifestDigest {
             throw RegistryError.digestMismatch(what: "\(reference): manifest to push", expected: pinned, actual: manifestDigest)
         }
-        let tag = reference.tag ?? (reference.digest == nil ? (image.tag ?? "latest") : nil)
+        let tag = byDigest ? nil : reference.tag ?? (reference.digest == nil ? (image.tag ?? "latest") : nil)
         let written = WrittenImage(reference: reference.name + (tag.map { ":\($0)" } ?? "@\(manifestDigest)"), tag: tag ?? "",
                                    manifestDigest: manifestDigest, configDigest: configDescriptor.digest,
                                    layers: descriptors, diffIDs: diffIDs)

@@ -44,10 +44,15 @@ public final class BaseImage {
                     (name, tag) = DockerArchiveSource.split(reference)
                 }
                 source = try DockerArchiveSource(path: path, name: name, tag: tag, maxDecompressedSize: limits.maxLayerSize)
-            case .oci(let path, let tag) where spec.fromImageTag != nil || spec.fromImageName != nil:
-                source = try ImageReference.oci(path: path, tag: try ociTag(spec, tag)).source()
-            case .ociArchive(let path, let tag) where spec.fromImageTag != nil || spec.fromImageName != nil:
-                source = try ImageReference.ociArchive(path: path, tag: try ociTag(spec, tag)).source()
+            case .oci(let path, let tag):
+                // An index in the layout gives the manifest of the platform being built.
+                let t = spec.fromImageTag != nil || spec.fromImageName != nil ? try ociTag(spec, tag) : tag
+                source = try layoutSource(DirectoryBlobs(root: path), tag: t, spec: spec,
+                                          what: ImageReference.oci(path: path, tag: t).description)
+            case .ociArchive(let path, let tag):
+                let t = spec.fromImageTag != nil || spec.fromImageName != nil ? try ociTag(spec, tag) : tag
+                source = try layoutSource(try TarIndex(path: path), tag: t, spec: spec,
+                                          what: ImageReference.ociArchive(path: path, tag: t).description)
             default:
                 if spec.fromImageName != nil || spec.fromImageTag != nil {
                     throw BuildError(chooserMisuse)
@@ -75,6 +80,14 @@ public final class BaseImage {
     }
 
     static let chooserMisuse = "fromImageName and fromImageTag only choose among the images of an archive or layout; put the name and tag in the reference"
+
+    /// An OCI layout's image `tag`, for the spec's platform when the layout holds an index.
+    private static func layoutSource(_ files: any LayoutFiles, tag: String?, spec: Spec, what: String) throws -> any ImageSource {
+        if let narrowed = try selectingPlatform(files, tag: tag, platform: wantedPlatform(spec), what: what) {
+            return OCILayoutSource(blobs: narrowed, tag: nil, what: what)
+        }
+        return OCILayoutSource(blobs: files, tag: tag, what: what)
+    }
 
     /// The tag to pick in an OCI layout: `fromImageTag`, else the reference's own; a
     /// `fromImageName` is matched as `NAME:TAG` ref names, as some tools write them.

@@ -43,8 +43,10 @@ public struct ImageBuilder {
         let instant = now()
         let created = resolve(spec.created, instant)
         let mtime = resolve(spec.effectiveMtime, instant)
+        try checkScriptsCanRun()
 
         let base = try self.base ?? BaseImage.load(spec: spec, staging: staging)
+        try checkBasePlatform(base)
         // Nothing changed since a plan made before: its layers, with no tree built.
         let planKey = try planCacheKey(base: base, created: created, mtime: mtime)
         if let planKey, let hit = cachedPlan(planKey) {
@@ -240,11 +242,13 @@ public struct ImageBuilder {
         case .closure: key = "contents[\(index)].closure"
         }
         let prefix = "\(item.location): \(key)"
+        // For a platform of `platforms`, maybe inside its sysroot (ImageBuilder+Platform.swift).
+        let path = try platformHostPath(item, prefix: prefix)
         var st = stat()
-        guard stat(item.path, &st) == 0 else {
+        guard stat(path, &st) == 0 else {
             throw BuildError("\(prefix): \(item.path): \(String(cString: strerror(errno)))")
         }
-        guard access(item.path, R_OK) == 0 else {
+        guard access(path, R_OK) == 0 else {
             throw BuildError("\(prefix): \(item.path): \(String(cString: strerror(errno)))")
         }
         let isDir = (st.st_mode & S_IFMT) == S_IFDIR
@@ -256,15 +260,16 @@ public struct ImageBuilder {
             case .source:
                 let base = item.path.split(separator: "/").last.map(String.init) ?? ""
                 let target = item.target ?? (isDir ? "/" : "/" + base)
-                try tree.addHost(resolvedTop(item.path), at: target, xattrs: spec.xattrs)
+                try tree.addHost(resolvedTop(path), at: target, xattrs: spec.xattrs)
             case .archive:
                 try tree.addArchive(item.path, at: item.target ?? "/", staging: staging, xattrs: spec.xattrs, key: key)
             case .closure where item.isolate:
-                let isolated = try IsolatedClosure.make(of: item.path, target: item.target, xattrs: spec.xattrs)
+                let isolated = try IsolatedClosure.make(of: item.path, target: item.target, xattrs: spec.xattrs,
+                                                        resolver: try platformClosureResolver())
                 tree.merge(isolated.tree)
                 return isolated.needsShell
             case .closure:
-                try tree.addClosure(of: item.path, target: item.target, xattrs: spec.xattrs)
+                try tree.addClosure(of: item.path, target: item.target, xattrs: spec.xattrs, resolver: try platformClosureResolver())
             }
         } catch let e as BuildError {
             throw e.message.hasPrefix(item.location.description) ? e : BuildError("\(prefix): \(e.message)")

@@ -80,6 +80,14 @@ public struct Spec: Sendable, Equatable {
     /// `onConflict`: what a content item may do to a base file it would replace with other
     /// bytes, unless the item says otherwise (default `.error`).
     public var onConflict: ConflictPolicy = .error
+    /// `platforms`: one image per platform, in this order, under one image index (see
+    /// SpecParser+Platform.swift); empty when the spec names none (one image, for
+    /// `architecture`/`os`/`variant` or the host). Written into the index as listed.
+    public var platforms: [Platform] = []
+    /// `sysroots`: for a platform of `platforms`, the absolute host directory holding a
+    /// root file system of that platform, where its `closure:` and `source:` items are
+    /// looked up (existence is checked at build time).
+    public var sysroots: [Platform: String] = [:]
 
     public init(path: String, fileURL: URL, directory: String, name: String, tag: String? = nil,
                 architecture: String? = nil, os: String = "linux", variant: String? = nil,

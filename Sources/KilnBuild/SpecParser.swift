@@ -115,7 +115,7 @@ struct SpecParser {
                           "users", "groups", "perms", "extraCommands", "xattrs", "compressor", "config",
                           "fromImage", "fromImageName", "fromImageTag", "runAsRoot", "runAsRootNetwork",
                           "maxLayers", "layering", "layers", "repositories", "packages", "recommends", "configure",
-                          "runAsRootCache", "scrub", "onConflict"]
+                          "runAsRootCache", "scrub", "onConflict", "platforms", "sysroots"]
 
     func parse() throws -> Spec {
         let composed: Node?
@@ -259,6 +259,8 @@ struct SpecParser {
             }
         }
         if let n = f["onConflict"] { spec.onConflict = try conflictPolicy(n, "onConflict") }
+        // Platforms and their sysroots (see SpecParser+Platform.swift).
+        try parsePlatformKeys(f, into: &spec)
         return spec
     }
 }

@@ -21,6 +21,14 @@ struct Build: AsyncParsableCommand {
               kiln build image.yaml --format oci-archive -o hello.oci.tar --tag example/hello:1.0
               kiln build image.yaml --push docker://127.0.0.1:5000/hello:1.0   # straight to a registry
               kiln build image.yaml --locked --sbom image.spdx.json   # packages exactly as `kiln lock` pinned them
+              kiln build multi.yaml --format oci -o app-oci     # `platforms:` in the spec: an OCI image index
+              kiln build multi.yaml --platform linux/arm64/v8 -o app-arm64.tar   # one platform of them
+
+            With several platforms (the spec's `platforms:`, or several --platform), the \
+            image is an OCI image index over one image per platform, in the listed order: \
+            --format oci or oci-archive, or --push (every manifest, then the index under the \
+            tag). A docker-archive holds one platform. --json then prints the written index: \
+            {reference, tag, indexDigest, indexSize, manifests: [{platform, image, size}]}.
             """)
 
     @Argument(help: "The spec file.")
@@ -50,8 +58,14 @@ struct Build: AsyncParsableCommand {
     @Flag(help: "Fail when the spec's packages are not pinned by a current lock file (for CI).")
     var locked = false
 
-    @Option(help: "Write an SPDX 2.3 JSON SBOM of the image to this file.")
+    @Option(help: ArgumentHelp("Write an SPDX 2.3 JSON SBOM of the image to this file.",
+                               discussion: "With several platforms, one file per platform: image.spdx.json becomes image.linux-amd64.spdx.json, image.linux-arm64-v8.spdx.json…"))
     var sbom: String?
+
+    @Option(name: .customLong("platform"), help: ArgumentHelp(
+        "Build for this platform, OS/ARCH[/VARIANT] (repeatable): narrows the spec's `platforms` to those given, or sets them when it has none.",
+        valueName: "platform"))
+    var platform: [String] = []
 
     @OptionGroup var packageOptions: PackageOptions
 
@@ -79,13 +93,18 @@ struct Build: AsyncParsableCommand {
         if let t = tag {
             do { _ = try splitNameTag(t) } catch { throw ValidationError("--tag: \(error)") }
         }
+        for p in platform {
+            do { _ = try Spec.parsePlatform(p) } catch let e as BuildError { throw ValidationError("--platform: \(e.message)") }
+        }
         if try cacheRepoOptions.reference() != nil, cacheOptions.noCache {
             throw ValidationError("--cache-repo takes layers into the local cache and pushes from it: it does not go with --no-cache")
         }
     }
 
     /// The network parts (a registry base, packages, a push) are awaited here; planning
-    /// and writing the image run on a thread of their own (`OwnThread`).
+    /// and writing the image run on a thread of their own (`OwnThread`). A spec with
+    /// several platforms is built once per platform, in order (sharing the staging area
+    /// and the caches), and written as one image index.
     func run() async throws {
         try await reportingErrors {
             var loaded = try Spec.load(path: self.spec)
@@ -94,21 +113,145 @@ struct Build: AsyncParsableCommand {
                 loaded.name = name
                 loaded.tag = tg ?? loaded.tag
             }
-            let spec = loaded
+            let spec: Spec
+            do { spec = try loaded.selectingPlatforms(platform) } catch let e as BuildError { throw ValidationError(e.message) }
             if locked, spec.packages.isEmpty {
                 throw ValidationError("--locked: the spec has no packages")
+            }
+            // One spec per platform; a spec without `platforms` builds as it always has.
+            let specs = spec.platforms.isEmpty ? [spec] : spec.platforms.map { spec.forPlatform($0) }
+            if specs.count > 1, push == nil, stream || format == .dockerArchive {
+                throw ValidationError("a docker-archive holds one platform: add --platform \(spec.platforms[0]) (the spec has: \(spec.platforms.map(\.description).joined(separator: ", ")))")
             }
             let staging = try Staging()
             defer { staging.remove() }
             let cache = try cacheOptions.open()
-            // A registry base is resolved once per build. Pushing to the base's own
-            // registry, a build that reads no base file (nor, for the checks of its
-            // contents, a layer whose listing is not cached yet) needs none of its
-            // layers: they are mounted there.
             let pushRef = try push.map { try RegistryReference(parsing: $0) }
-            let baseRegistry = try BaseImage.registryReference(of: spec).flatMap { try? RegistryReference(parsing: $0) }?.registry
-            let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: json, fetchLayers: false)
-            defer { registrySource?.removeSpool() }
+            let cacheRepo = try cacheRepoOptions.reference().map { try CacheRepo(reference: $0, options: try registry.options(json: json)) }
+            defer { cacheRepo?.remove() }
+            let lock = spec.packages.isEmpty ? nil : try PackageLock.read(packageOptions.lockPath(spec: spec))
+            // Registry bases stay open until the images are written: their layers are read from the spool.
+            var sources: [RegistrySource] = []
+            defer { for s in sources { s.removeSpool() } }
+            var plans: [PlatformPlan] = []
+            for s in specs {
+                let (plan, source) = try await planPlatform(s, staging: staging, cache: cache, pushRef: pushRef,
+                                                            cacheRepo: cacheRepo, lock: lock)
+                if let source { sources.append(source) }
+                plans.append(plan)
+            }
+            let pushCache = { (mountFrom: String?) async in
+                if let cacheRepo, !cacheRepoOptions.cacheRepoReadonly {
+                    await pushToCacheRepo(cacheRepo, plans.flatMap(\.builtForRepo), mountFrom: mountFrom)
+                }
+            }
+            if let pushRef {
+                let sink = try RegistrySink(reference: pushRef, options: try registry.options(json: json))
+                let built: [BuiltImage]
+                var index: WrittenIndex?
+                var manifestSize: Int64 = 0
+                if plans.count == 1, spec.platforms.count <= 1 {
+                    let report = plans[0].report
+                    let prepared = try await OwnThread.run("kiln-build") { try sink.prepare(report.value.image) }
+                    defer { prepared.remove() }
+                    let pushed = try await sink.upload(prepared)
+                    manifestSize = pushed.manifestSize
+                    built = [BuiltImage(platform: plans[0].platform, report: report.value, written: pushed.image)]
+                } else {
+                    let pending = HandOff(pendingIndex(spec, plans))
+                    let written = try await sink.push(pending.value)
+                    index = written
+                    built = zip(plans, written.manifests).map { BuiltImage(platform: $0.platform, report: $0.report.value, written: $1.image) }
+                }
+                // The new layers are in the pushed repository now: the cache repo mounts them from there.
+                await pushCache(cacheRepo?.registry == pushRef.registry ? pushRef.repository : nil)
+                // SBOMs and the like describe the pushed images: written once the push succeeded.
+                try await writeAttachments(built, index: index, destination: .registry(pushRef))
+                BuildProgress.stopCurrent()  // before the result on stdout
+                if let index {
+                    if json { try printJSON(index) } else {
+                        print("docker://\(index.reference) \(index.indexDigest)")
+                        for m in index.manifests { print("  \(m.platform) \(m.image.manifestDigest)") }
+                    }
+                } else if json {
+                    print(String(decoding: try CanonicalJSON.encode(built[0].written), as: UTF8.self))
+                } else {
+                    try reportPush(built[0].written, json: false, size: manifestSize)
+                }
+                return
+            }
+            let stem = spec.name.split(separator: "/").last.map(String.init) ?? "image"
+            let out = output ?? (format == .oci ? stem : stem + ".tar")
+            let (stream, format, maxLayerSize) = (self.stream, self.format, limits.maxLayerSize.bytes)
+            let streamCompression = streamCompress?.compression ?? Compression.none
+            let built: [BuiltImage]
+            var index: WrittenIndex?
+            if plans.count == 1, spec.platforms.count <= 1 {
+                let report = plans[0].report
+                let written = try await OwnThread.run("kiln-build") {
+                    let image = report.value.image
+                    if stream {
+                        let stdout = FileWriter(fd: 1, path: "<stdout>")
+                        var sink = DockerArchiveSink(streamingTo: StreamStore(streamCompression.writer(stdout)))
+                        sink.maxLayerSize = maxLayerSize
+                        return try sink.write(image)
+                    }
+                    switch format {
+                    case .dockerArchive:
+                        var sink = try DockerArchiveSink(path: out)
+                        sink.maxLayerSize = maxLayerSize
+                        return try sink.write(image)
+                    case .oci:
+                        return try OCISink(store: try DirectoryStore(path: out)).write(image)
+                    case .ociArchive:
+                        return try OCISink(store: try TarStore(path: out)).write(image)
+                    }
+                }
+                built = [BuiltImage(platform: plans[0].platform, report: report.value, written: written)]
+            } else {
+                let pending = HandOff(pendingIndex(spec, plans))
+                let written = try await OwnThread.run("kiln-build") {
+                    let sink = OCISink(store: format == .oci ? try DirectoryStore(path: out) : try TarStore(path: out))
+                    return try sink.write(pending.value)
+                }
+                index = written
+                built = zip(plans, written.manifests).map { BuiltImage(platform: $0.platform, report: $0.report.value, written: $1.image) }
+            }
+            await pushCache(nil)
+            let destination: ImageLocation?
+            switch format {
+            case _ where stream, .dockerArchive: destination = nil
+            case .oci: destination = .local(.oci(path: out, tag: nil))
+            case .ociArchive: destination = .local(.ociArchive(path: out, tag: nil))
+            }
+            try await writeAttachments(built, index: index, destination: destination)
+            BuildProgress.stopCurrent()  // before the result on stdout
+            if stream { return }
+            if let index {
+                if json { try printJSON(index) } else {
+                    print("\(format.rawValue):\(out) \(index.reference) \(index.indexDigest)")
+                    for m in index.manifests { print("  \(m.platform) \(m.image.manifestDigest)") }
+                }
+            } else if json {
+                print(String(decoding: try CanonicalJSON.encode(built[0].written), as: UTF8.self))
+            } else {
+                print("\(format.rawValue):\(out) \(built[0].written.reference) \(built[0].written.manifestDigest)")
+            }
+        }
+    }
+
+    /// One platform's image, planned: its base opened (a registry one's layers fetched
+    /// when the build needs them), its packages fetched, its layers planned. Returns the
+    /// registry base, whose spool the caller removes after writing the image.
+    func planPlatform(_ spec: Spec, staging: Staging, cache: LayerCache?, pushRef: RegistryReference?,
+                      cacheRepo: CacheRepo?, lock: PackageLock?) async throws -> (PlatformPlan, RegistrySource?) {
+        // A registry base is resolved once per build (per platform). Pushing to the base's
+        // own registry, a build that reads no base file (nor, for the checks of its
+        // contents, a layer whose listing is not cached yet) needs none of its layers:
+        // they are mounted there.
+        let baseRegistry = try BaseImage.registryReference(of: spec).flatMap { try? RegistryReference(parsing: $0) }?.registry
+        let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: json, fetchLayers: false)
+        do {
             if let registrySource {
                 let layers = try registrySource.image().layers
                 let needBaseLayers = pushRef == nil || pushRef?.registry != baseRegistry || buildReadsBaseFiles(spec)
@@ -118,24 +261,21 @@ struct Build: AsyncParsableCommand {
             // The base is opened on a pipeline thread (a local one may be decompressed, its
             // dpkg status read), with the package planner that needs it.
             let baseLimits = RootfsLimits(maxLayerSize: limits.maxLayerSize.bytes)
-            let (base, planner) = try await OwnThread.run("kiln-base") {
+            let opened = try await OwnThread.run("kiln-base") {
                 let base = try openBase(spec: spec, staging: staging, registrySource: registrySource, limits: baseLimits)
                 let planner = spec.packages.isEmpty ? nil : try packagePlanner(spec: spec, base: base, cache: cache, staging: staging)
-                return (base, planner)
+                return HandOff((base, planner))
             }
+            let (base, planner) = opened.value
             var builder = ImageBuilder(spec: spec, staging: staging)
             builder.cache = cache
             builder.notice = notice
             builder.base = base
             if let planner {
-                let lockPath = packageOptions.lockPath(spec: spec)
-                let lock = try PackageLock.read(lockPath)
-                builder.packages = try await planner.fetch(lock: lock, lockPath: lockPath, locked: locked)
+                builder.packages = try await planner.fetch(lock: lock, lockPath: packageOptions.lockPath(spec: spec), locked: locked)
             }
             // A docker-archive stores plain tars: cache and hand over those.
             if push == nil && (stream || format == .dockerArchive) { builder.layerCompression = Compression.none }
-            let cacheRepo = try cacheRepoOptions.reference().map { try CacheRepo(reference: $0, options: try registry.options(json: json)) }
-            defer { cacheRepo?.remove() }
             if let cacheRepo {
                 if builder.canDeferLayers {
                     builder.deferLayerMisses = true
@@ -143,74 +283,29 @@ struct Build: AsyncParsableCommand {
                     notice("cache repo \(cacheRepo.name): not used by a build with runAsRoot (its layers are built here)")
                 }
             }
-            let sbomPath = sbom
-            let plan = builder
-            let (report, builtForRepo) = try await planImage(plan, cacheRepo: cacheRepo, pushTo: pushRef)
-            let pushCache = { (mountFrom: String?) async in
-                if let cacheRepo, !cacheRepoOptions.cacheRepoReadonly {
-                    await pushToCacheRepo(cacheRepo, builtForRepo, mountFrom: mountFrom)
-                }
-            }
-            if let pushRef {
-                let sink = try RegistrySink(reference: pushRef, options: try registry.options(json: json))
-                let (prepared, sbomBytes) = try await OwnThread.run("kiln-build") {
-                    let report = report.value
-                    let prepared = try sink.prepare(report.image)
-                    let written = prepared.written
-                    let sbom = try sbomPath.map { _ in
-                        try SBOM(report: report, manifestDigest: written.manifestDigest, reference: written.reference).encode()
-                    }
-                    return (prepared, sbom)
-                }
-                defer { prepared.remove() }
-                let written = try await sink.upload(prepared).image
-                // The SBOM describes the pushed image: written once the push succeeded.
-                if let sbomPath, let sbomBytes { try FileSystem.writeAtomically(sbomBytes, to: sbomPath) }
-                // The new layers are in the pushed repository now: the cache repo mounts them from there.
-                await pushCache(cacheRepo?.registry == pushRef.registry ? pushRef.repository : nil)
-                if json { print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self)) } else { try reportPush(written, json: false) }
-                return
-            }
-            let stem = spec.name.split(separator: "/").last.map(String.init) ?? "image"
-            let out = output ?? (format == .oci ? stem : stem + ".tar")
-            let (stream, format, maxLayerSize) = (self.stream, self.format, limits.maxLayerSize.bytes)
-            let streamCompression = streamCompress?.compression ?? Compression.none
-            let written = try await OwnThread.run("kiln-build") {
-                let report = report.value
-                let image = report.image
-                let written: WrittenImage
-                if stream {
-                    let stdout = FileWriter(fd: 1, path: "<stdout>")
-                    var sink = DockerArchiveSink(streamingTo: StreamStore(streamCompression.writer(stdout)))
-                    sink.maxLayerSize = maxLayerSize
-                    written = try sink.write(image)
-                } else {
-                    switch format {
-                    case .dockerArchive:
-                        var sink = try DockerArchiveSink(path: out)
-                        sink.maxLayerSize = maxLayerSize
-                        written = try sink.write(image)
-                    case .oci:
-                        written = try OCISink(store: try DirectoryStore(path: out)).write(image)
-                    case .ociArchive:
-                        written = try OCISink(store: try TarStore(path: out)).write(image)
-                    }
-                }
-                if let sbomPath {
-                    let bytes = try SBOM(report: report, manifestDigest: written.manifestDigest, reference: written.reference).encode()
-                    try FileSystem.writeAtomically(bytes, to: sbomPath)
-                }
-                return written
-            }
-            await pushCache(nil)
-            if stream { return }
-            if json {
-                print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))
-            } else {
-                print("\(format.rawValue):\(out) \(written.reference) \(written.manifestDigest)")
-            }
+            let (report, builtForRepo) = try await planImage(builder, cacheRepo: cacheRepo, pushTo: pushRef)
+            let platform = spec.buildPlatform ?? report.value.image.config.platform
+            return (PlatformPlan(platform: platform, report: report, builtForRepo: builtForRepo), registrySource)
+        } catch {
+            registrySource?.removeSpool()
+            throw error
         }
     }
+
+    /// The index over the planned images, in the spec's order, each entry's platform as listed.
+    func pendingIndex(_ spec: Spec, _ plans: [PlatformPlan]) -> PendingIndex {
+        PendingIndex(name: spec.name, tag: spec.tag, entries: plans.map {
+            PendingIndex.Entry(platform: $0.platform, image: $0.report.value.image)
+        })
+    }
+}
+
+/// One platform's planned image (see `Build.planPlatform`).
+struct PlatformPlan {
+    var platform: Platform
+    var report: HandOff<BuildReport>
+    /// The layers built here that the cache repo lacks.
+    var builtForRepo: [LayerForCacheRepo]
 }
 
 /// `name[:tag]`, validated against the reference grammar.

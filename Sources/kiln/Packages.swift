@@ -37,9 +37,11 @@ func packageStore(cache: LayerCache?, staging: Staging) throws -> PackageCacheSt
     try PackageCacheStore(root: cache.map { $0.root + "/debian" } ?? staging.newPath("debian"))
 }
 
-/// The architecture packages are resolved for: the spec's, else the host's.
+/// The Debian architecture packages are resolved for: that of the platform being built
+/// (`platforms` entry, else `architecture`/`variant`, else the host's): amd64, arm64,
+/// armhf for arm/v7, armel for arm/v6, i386 for 386, ppc64el for ppc64le…
 func packageArchitecture(_ spec: Spec) -> String {
-    spec.architecture ?? Platform.host.architecture
+    BaseImage.wantedPlatform(spec).debianArchitecture
 }
 
 /// The spec's base image (`fromImage`) when it is in a registry, opened once per build
@@ -57,9 +59,7 @@ func openRegistryBase(spec: Spec, registry: RegistryFlags, json: Bool,
     do {
         let ref = try RegistryReference(parsing: from)
         name = ref.name
-        let host = Platform.host
-        let platform = Platform(architecture: spec.architecture ?? host.architecture, os: spec.os,
-                                variant: spec.variant ?? (spec.architecture == nil ? host.variant : nil))
+        let platform = BaseImage.wantedPlatform(spec)
         let source = try await RegistrySource.open(reference: ref, options: try registry.options(json: json), platform: platform)
         if ref.digest == nil {
             // What the tag named: the index when it is one, so the pin keeps every platform.
@@ -174,24 +174,37 @@ struct Lock: AsyncParsableCommand {
                 throw BuildError("\(spec.path): the spec has no packages to lock")
             }
             let path = packageOptions.lockPath(spec: spec)
-            let arch = packageArchitecture(spec)
+            // Every platform's packages, in one lock keyed by Debian architecture.
+            var specs: [Spec] = []
+            for s in spec.platforms.isEmpty ? [spec] : spec.platforms.map({ spec.forPlatform($0) })
+            where !specs.contains(where: { packageArchitecture($0) == packageArchitecture(s) }) {
+                specs.append(s)
+            }
+            let archs = specs.map(packageArchitecture)
+            func summary(_ lock: PackageLock) -> String {
+                archs.map { "\(lock.packages[$0]?.count ?? 0) packages for \($0)" }.joined(separator: ", ")
+            }
             let existing = try PackageLock.read(path)
-            if let existing, !update, existing.differences(from: spec, architecture: arch).isEmpty {
-                print("\(path) is current (\(existing.packages[arch]?.count ?? 0) packages for \(arch)); --update resolves afresh")
+            if let existing, !update, archs.allSatisfy({ existing.differences(from: spec, architecture: $0).isEmpty }) {
+                print("\(path) is current (\(summary(existing))); --update resolves afresh")
                 return
             }
             let staging = try Staging()
             defer { staging.remove() }
-            let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: false)
-            defer { registrySource?.removeSpool() }
             let cache = try cacheOptions.open()
-            let planner = try await OwnThread.run("kiln-base") {
-                try packagePlanner(spec: spec, base: try openBase(spec: spec, staging: staging, registrySource: registrySource),
-                                   cache: cache, staging: staging)
+            var lock = existing
+            for s in specs {
+                let registrySource = try await openRegistryBase(spec: s, registry: registry, json: false)
+                defer { registrySource?.removeSpool() }
+                let planner = try await OwnThread.run("kiln-base") {
+                    try packagePlanner(spec: s, base: try openBase(spec: s, staging: staging, registrySource: registrySource),
+                                       cache: cache, staging: staging)
+                }
+                lock = try await planner.lock(existing: lock)
             }
-            let lock = try await planner.lock(existing: existing)
+            guard let lock else { return }
             try lock.write(to: path)
-            print("\(path): \(lock.packages[arch]?.count ?? 0) packages for \(arch)")
+            print("\(path): \(summary(lock))")
         }
     }
 }

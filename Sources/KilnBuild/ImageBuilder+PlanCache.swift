@@ -17,6 +17,7 @@ import KilnOCI
 ///
 /// Not used (the plan is made as always) for what a stat walk cannot vouch for:
 /// `closure:` items (the dynamic loader's search reads files the walk does not see),
+/// `swift:` items (only `swift build` knows whether the product is up to date),
 /// `packages` (their own cache keys by digest), `created: now`, and the first pass of a
 /// shared-cache build. `extraCommands` counts as a function of its script and of the
 /// tree it runs on.
@@ -34,7 +35,7 @@ extension ImageBuilder {
     /// The plan cache key, or nil when the spec's plan cannot be vouched for by a stat walk.
     func planCacheKey(base: BaseImage?, created: (epoch: Int64, text: String), mtime: (epoch: Int64, text: String)) throws -> String? {
         guard cache != nil, !deferLayerMisses, packages?.packages.isEmpty ?? true, spec.packages.isEmpty,
-              !spec.contents.contains(where: { $0.kind == .closure }),
+              !spec.contents.contains(where: { $0.kind == .closure || $0.kind == .swift }),
               case .fixed = spec.created, case .fixed = spec.effectiveMtime,
               let specBytes = try? FileReader(path: spec.path).readAll(limit: 16 << 20),
               let exe = Self.statLine("/proc/self/exe", follow: true) else { return nil }
@@ -58,7 +59,7 @@ extension ImageBuilder {
             case .archive:
                 guard let line = Self.statLine(item.path, follow: true) else { return nil }
                 add(line)
-            case .closure:
+            case .closure, .swift:
                 return nil
             }
         }

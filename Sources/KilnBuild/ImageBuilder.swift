@@ -161,7 +161,7 @@ public struct ImageBuilder {
         let host = Platform.host
         let arch = spec.architecture ?? host.architecture
         let variant = spec.variant ?? (spec.architecture == nil ? host.variant : nil)
-        var containerConfig = spec.config
+        var containerConfig = Self.swiftEntrypoint(spec.config, spec: spec, base: base)   // SwiftProduct.swift
         if pkg != nil, !(containerConfig.Env ?? []).contains(where: { $0.hasPrefix("PATH=") }),
            !(base?.image.config.config?.Env ?? []).contains(where: { $0.hasPrefix("PATH=") }) {
             containerConfig.Env = (containerConfig.Env ?? []) + [debianDefaultPath]
@@ -240,6 +240,7 @@ public struct ImageBuilder {
         case .source: key = "contents[\(index)].source"
         case .archive: key = "contents[\(index)].archive"
         case .closure: key = "contents[\(index)].closure"
+        case .swift: key = "contents[\(index)].swift"
         }
         let prefix = "\(item.location): \(key)"
         // For a platform of `platforms`, maybe inside its sysroot (ImageBuilder+Platform.swift).
@@ -270,6 +271,8 @@ public struct ImageBuilder {
                 return isolated.needsShell
             case .closure:
                 try tree.addClosure(of: item.path, target: item.target, xattrs: spec.xattrs, resolver: try platformClosureResolver())
+            case .swift:
+                try addSwiftProduct(item, to: &tree)   // SwiftProduct.swift
             }
         } catch let e as BuildError {
             throw e.message.hasPrefix(item.location.description) ? e : BuildError("\(prefix): \(e.message)")

@@ -360,6 +360,9 @@ public struct ContentItem: Sendable, Hashable {
         case archive
         /// `closure:` a store path whose closure is copied in.
         case closure
+        /// `swift:` a SwiftPM executable product, built in release (`swift`), added with
+        /// its closure and resource bundles; `path` is the package directory.
+        case swift
     }
 
     public var kind: Kind
@@ -375,15 +378,18 @@ public struct ContentItem: Sendable, Hashable {
     /// `isolate: true` (closure items only): the program and its closure go into a private
     /// directory, started through its own dynamic loader, so they never touch the base's libraries.
     public var isolate: Bool
+    /// `swift:` items only: the product and how to build it (see SwiftProduct.swift).
+    public var swift: SwiftProductSpec?
 
     public init(kind: Kind, path: String, target: String? = nil, location: SourceLocation,
-                onConflict: ConflictPolicy? = nil, isolate: Bool = false) {
+                onConflict: ConflictPolicy? = nil, isolate: Bool = false, swift: SwiftProductSpec? = nil) {
         self.kind = kind
         self.path = path
         self.target = target
         self.location = location
         self.onConflict = onConflict
         self.isolate = isolate
+        self.swift = swift
     }
 }
 

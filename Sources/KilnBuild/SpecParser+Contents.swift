@@ -3,18 +3,20 @@ import Yams
 /// `contents`, and the host and image paths it names.
 extension SpecParser {
     func parseContents(_ n: Node) throws -> [ContentItem] {
-        try list(n, "contents", itemHint: "a list of paths or of maps with `source`, `archive` or `closure`")
+        try list(n, "contents", itemHint: "a list of paths or of maps with `source`, `archive`, `closure` or `swift`")
             .enumerated().map { i, item in
                 let kp = "contents[\(i)]"
                 switch item {
                 case .scalar where !isNull(item):
                     return ContentItem(kind: .directory, path: try hostPath(item, kp), location: location(item))
                 case .mapping:
-                    let f = try fields(item, at: kp, allowed: ["source", "archive", "closure", "target", "onConflict", "isolate"])
-                    let given: [(String, ContentItem.Kind)] = [("source", .source), ("archive", .archive), ("closure", .closure)]
+                    let f = try fields(item, at: kp, allowed: ["source", "archive", "closure", "swift", "target", "onConflict",
+                                                               "isolate", "package", "static"])
+                    let given: [(String, ContentItem.Kind)] = [("source", .source), ("archive", .archive), ("closure", .closure),
+                                                               ("swift", .swift)]
                         .filter { f.entries[$0.0] != nil }
                     guard let first = given.first else {
-                        throw fail(item, kp, "expected one of `source`, `archive` or `closure`")
+                        throw fail(item, kp, "expected one of `source`, `archive`, `closure` or `swift`")
                     }
                     let (key, kind) = first
                     if given.count > 1 {
@@ -22,20 +24,47 @@ extension SpecParser {
                         throw fail(f.entries[second]!.key, "\(kp).\(second)",
                                    "`\(key)` and `\(second)` cannot be used together; make them two items")
                     }
-                    guard let pathNode = f[key] else { throw fail(f.entries[key]!.key, "\(kp).\(key)", "missing path") }
-                    let path = try hostPath(pathNode, "\(kp).\(key)")
+                    guard let pathNode = f[key] else {
+                        throw fail(f.entries[key]!.key, "\(kp).\(key)", kind == .swift ? "missing product name" : "missing path")
+                    }
                     let target = try f["target"].map { try imagePath($0, "\(kp).target") }
                     let onConflict = try f["onConflict"].map { try conflictPolicy($0, "\(kp).onConflict") }
                     let isolate = try f["isolate"].map { try bool($0, "\(kp).isolate") } ?? false
                     if isolate, kind != .closure, let n = f["isolate"] {
                         throw fail(n, "\(kp).isolate", "only `closure:` items can be isolated")
                     }
+                    for k in ["package", "static"] where kind != .swift {
+                        if let e = f.entries[k] { throw fail(e.key, "\(kp).\(k)", "only `swift:` items take `\(k)`") }
+                    }
+                    if kind == .swift {
+                        let product = try swiftProduct(pathNode, "\(kp).swift")
+                        if let t = target, t.hasSuffix("/") || t == "/", let n = f["target"] {
+                            throw fail(n, "\(kp).target", "`\(t)` names a directory; give the executable's path in the image")
+                        }
+                        let package = try f["package"].map { try hostPath($0, "\(kp).package") } ?? directory
+                        let isStatic = try f["static"].map { try bool($0, "\(kp).static") } ?? false
+                        return ContentItem(kind: .swift, path: package, target: target, location: location(item),
+                                           onConflict: onConflict,
+                                           swift: SwiftProductSpec(product: product, staticStdlib: isStatic))
+                    }
+                    let path = try hostPath(pathNode, "\(kp).\(key)")
                     return ContentItem(kind: kind, path: path, target: target, location: location(item),
                                        onConflict: onConflict, isolate: isolate)
                 default:
-                    throw fail(item, kp, "expected a path or a map with `source`, `archive` or `closure`, got \(describe(item))")
+                    throw fail(item, kp, "expected a path or a map with `source`, `archive`, `closure` or `swift`, got \(describe(item))")
                 }
             }
+    }
+
+    /// A SwiftPM product name as `swift build --product` takes it and as the executable is
+    /// named: letters, digits, `_`, `-`, `.` and `+`, not starting with `-` or `.`.
+    func swiftProduct(_ n: Node, _ kp: String) throws -> String {
+        let s = try string(n, kp)
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.+".unicodeScalars)
+        guard !s.isEmpty, !s.hasPrefix("-"), !s.hasPrefix("."), s.unicodeScalars.allSatisfy(allowed.contains) else {
+            throw fail(n, kp, "`\(s)` is not a product name (letters, digits, `_`, `-`, `.` and `+`, not starting with `-` or `.`)")
+        }
+        return s
     }
 
     /// `onConflict`: `error`, `replace` or `keep`.

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+/// A copy of a fixture package of Tests/Fixtures in a temporary directory (its `.build`
+/// must not land in the source tree), with the spec written in it: the package is then
+/// the spec's directory, `swift:`'s default `package`.
+private func fixturePackage(_ name: String, spec: String) throws -> TempDir {
+    let dir = try TempDir()
+    try run("/bin/cp", ["-R", packageRoot + "/Tests/Fixtures/\(name)/.", dir.path])
+    try dir.write("image.yaml", spec)
+    return dir
+}
+
+/// The paths of the flattened image (`kiln export` of a docker-archive).
+private func imageFiles(_ archive: String, in dir: TempDir) throws -> [String] {
+    try kiln(["export", "docker-archive:" + archive, "-o", dir.path + "/rootfs.tar"])
+    defer { unlink(dir.path + "/rootfs.tar") }
+    return try run("tar", ["-tf", dir.path + "/rootfs.tar"]).stdout.split(separator: "\n").map(String.init)
+}
+
+private let podmanPresent = FileManager.default.isExecutableFile(atPath: "/usr/bin/podman")
+    && FileManager.default.isExecutableFile(atPath: "/usr/bin/skopeo")
+
+private func podmanRun(_ podman: Podman, _ image: String, _ args: [String] = []) throws -> RunResult {
+    try podman(["run", "--rm", "--runtime", "runc", "--network", "none",
+                "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", image] + args)
+}
+
+/// `swift:` content items: the product built by `swift build -c release`, with its
+/// closure and resource bundle, running in podman (SwiftProduct.swift).
+@Suite(.serialized) struct SwiftProductTests {
+    @Test(.enabled(if: podmanPresent, "needs podman and skopeo"))
+    func productRunsInPodmanAndReadsItsResource() throws {
+        let dir = try fixturePackage("SwiftApp", spec: "name: kiln-test/swiftapp\ntag: v1\ncontents:\n  - swift: SwiftApp\n")
+        let r = try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"])
+        #expect(!r.stdout.contains("Compiling"), "swift build's output must stay off Kiln's stdout")
+
+        // The default Entrypoint is the product at its default target.
+        let config = try parseJSON(try run("skopeo", ["inspect", "--config", "docker-archive:\(dir.path)/img.tar"]).stdout) as! [String: Any]
+        let c = config["config"] as? [String: Any]
+        #expect(c?["Entrypoint"] as? [String] == ["/usr/local/bin/SwiftApp"])
+
+        let files = try imageFiles(dir.path + "/img.tar", in: dir)
+        #expect(files.contains("usr/local/bin/SwiftApp"))
+        #expect(files.contains("usr/local/bin/SwiftApp_SwiftApp.resources/greeting.txt"))
+        // Dynamically linked: the Swift runtime comes along from the toolchain.
+        #expect(files.contains { $0.hasSuffix("/libswiftCore.so") })
+
+        let podman = Podman()
+        defer { podman.cleanup() }
+        try podman(["load", "-i", dir.path + "/img.tar"])
+        let out = try podmanRun(podman, "localhost/kiln-test/swiftapp:v1", ["--flag"])
+        #expect(out.stdout == "hello from a Swift resource\n--flag\n")
+
+        // Nothing changed: swift build has nothing to do and the image is the same bytes.
+        try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/again.tar"])
+        #expect(try dir.bytes("again.tar") == dir.bytes("img.tar"))
+    }
+
+    @Test(.enabled(if: podmanPresent, "needs podman and skopeo"))
+    func staticStdlibTargetAndExplicitEntrypoint() throws {
+        let dir = try fixturePackage("SwiftApp", spec: """
+            name: kiln-test/swiftapp-static
+            tag: v1
+            contents:
+              - {swift: SwiftApp, package: ., static: true, target: /app/hello}
+            config:
+              Cmd: [/app/hello, from-cmd]
+            """)
+        try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"])
+        let config = try parseJSON(try run("skopeo", ["inspect", "--config", "docker-archive:\(dir.path)/img.tar"]).stdout) as! [String: Any]
+        let c = config["config"] as? [String: Any]
+        #expect(c?["Entrypoint"] == nil, "a spec that sets Cmd gets no default Entrypoint")
+        let files = try imageFiles(dir.path + "/img.tar", in: dir)
+        #expect(files.contains("app/hello"))
+        #expect(files.contains("app/SwiftApp_SwiftApp.resources/greeting.txt"))
+        #expect(!files.contains { $0.contains("libswiftCore") || $0.contains("libFoundation") }, "\(files)")
+
+        let podman = Podman()
+        defer { podman.cleanup() }
+        try podman(["load", "-i", dir.path + "/img.tar"])
+        let out = try podmanRun(podman, "localhost/kiln-test/swiftapp-static:v1")
+        #expect(out.stdout == "hello from a Swift resource\nfrom-cmd\n")
+    }
+
+    @Test func failingSwiftBuildIsOneLineWithItsLastOutput() throws {
+        let dir = try fixturePackage("SwiftAppBroken", spec: "name: kiln-test/broken\ncontents:\n  - swift: SwiftAppBroken\n")
+        let r = try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"], check: false)
+        #expect(r.status == 1)
+        let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("image.yaml:3: contents[0].swift: `swift build --product SwiftAppBroken` failed with exit status 1; its errors: "), "\(r.stderr)")
+        #expect(r.stderr.contains("main.swift:1:19: error: cannot convert value"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
+    }
+
+    @Test func unknownProductAndMissingPackage() throws {
+        let dir = try fixturePackage("SwiftApp", spec: "name: kiln-test/none\ncontents:\n  - swift: NoSuchProduct\n")
+        let r = try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"], check: false)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("contents[0].swift: `swift build --product NoSuchProduct` failed"), "\(r.stderr)")
+        #expect(r.stderr.contains("NoSuchProduct"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
+
+        try dir.write("nopkg.yaml", "name: kiln-test/none\ncontents:\n  - {swift: App, package: sub}\n")
+        try FileManager.default.createDirectory(atPath: dir.path + "/sub", withIntermediateDirectories: true)
+        let m = try kiln(["build", dir.path + "/nopkg.yaml", "-o", dir.path + "/img.tar"], check: false)
+        #expect(m.status == 1)
+        #expect(m.stderr.contains("nopkg.yaml:3: contents[0].swift: \(dir.path)/sub has no Package.swift"), "\(m.stderr)")
+    }
+
+    @Test func anotherPlatformIsRefusedBeforeBuilding() throws {
+        let other = {
+            #if arch(arm64)
+            "amd64"
+            #else
+            "arm64"
+            #endif
+        }()
+        let dir = try fixturePackage("SwiftApp", spec: "name: kiln-test/cross\narchitecture: \(other)\ncontents:\n  - swift: SwiftApp\n")
+        let r = try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"], check: false)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("contents[0].swift: swift: items build for the host platform only"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/.build"), "swift build must not run")
+    }
+}

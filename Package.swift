@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
     ],
     targets: [
         // System libraries, installed by scripts/setup (zlib1g-dev, libzstd-dev, libdeflate-dev).
@@ -30,7 +31,8 @@ let package = Package(
         .target(name: "CKilnSys"),
 
         .target(name: "KilnOCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "KilnArchive", dependencies: ["KilnOCI", "CZlib", "CZstd", "CLibdeflate", "CLzma", "CKilnSys"]),
+        .target(name: "KilnArchive", dependencies: ["KilnOCI", "CZlib", "CZstd", "CLibdeflate", "CLzma", "CKilnSys",
+                                             .product(name: "Logging", package: "swift-log")]),
         .target(name: "KilnImage", dependencies: ["KilnOCI", "KilnArchive", "CKilnSys"]),
         // Debian repositories and packages: apt sources, signed Release files, Packages
         // indexes, version rules, dependency resolution, .deb archives, downloads.
@@ -40,19 +42,23 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "KilnBuild", dependencies: ["KilnOCI", "KilnArchive", "KilnImage", "KilnDebian", "CKilnSys", "Yams",
-                                           .product(name: "Crypto", package: "swift-crypto")]),
+                                           .product(name: "Crypto", package: "swift-crypto"),
+                                           .product(name: "Logging", package: "swift-log")]),
         .target(name: "KilnRegistry", dependencies: [
             "KilnOCI", "KilnArchive", "KilnImage",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "kiln", dependencies: [
             "KilnOCI", "KilnArchive", "KilnImage", "KilnBuild", "KilnRegistry", "KilnDebian",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),

@@ -18,6 +18,7 @@ public enum Compression: String, Sendable, CaseIterable {
     /// A writer compressing into `next` with the default level (gzip 6, zstd 3);
     /// `.none` forwards writes and `finish` unchanged.
     public func writer(_ next: ByteWriter) -> ByteWriter {
+        let next = ProgressBoard.shared.counting(next)  // the bytes written, for the progress display
         switch self {
         case .none: return PassthroughWriter(next)
         case .gzip: return ParallelGzipWriter(next)

@@ -56,6 +56,7 @@ extension FileTree {
 
     private mutating func addHost(_ hostPath: String, normalized target: String, xattrs: Bool) throws {
         let node = try FileNode.host(hostPath, xattrs: xattrs)
+        ProgressBoard.shared.planned()
         if node.isDirectory {
             if !target.isEmpty { insert(normalized: target, node) }
             // Names from readdir hold no `/` and are never `.` or `..`: the joined path

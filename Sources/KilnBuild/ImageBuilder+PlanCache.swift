@@ -79,6 +79,7 @@ extension ImageBuilder {
         }
         // Touched, so `cache prune` keeps what is in use.
         utimes(Self.planPath(cache, key), nil)
+        LayerCache.notePlanHit(key, layers: layers.count)
         return (layers, record.hasContents)
     }
 

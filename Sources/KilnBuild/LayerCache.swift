@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import KilnArchive
+import Logging
 import KilnImage
 import KilnOCI
 
@@ -74,8 +75,16 @@ public final class LayerCache: @unchecked Sendable {
         return h.finalize().hex
     }
 
-    /// The cached layer for `key`, if there is a sound one.
+    /// The cached layer for `key`, if there is a sound one (the decision is logged at
+    /// `--log-level debug` and counted on the progress board).
     public func lookup(_ key: String) -> (any StoredLayer)? {
+        let hit = entry(key)
+        ProgressBoard.shared.cacheLookup(hit: hit != nil)
+        cacheLog.debug("layer cache \(hit == nil ? "miss" : "hit") \(key.prefix(12))\(hit.map { ": \($0.descriptor.digest)" } ?? "")")
+        return hit
+    }
+
+    private func entry(_ key: String) -> (any StoredLayer)? {
         let path = "\(root)/layers/\(key).json"
         guard let r = try? FileReader(path: path), let bytes = try? r.readAll(limit: 1 << 20),
               let entry = try? CanonicalJSON.decode(Entry.self, from: bytes, what: path) else { return nil }
@@ -191,4 +200,15 @@ struct CachedLayer: StoredLayer {
     let tarsum: String?
     func openBlob() throws -> ByteReader { try FileReader(path: path) }
     var localFile: String? { path }
+}
+
+/// Cache decisions (`--log-level debug`), created on first use.
+let cacheLog = Logger(label: "kiln.cache")
+
+extension LayerCache {
+    /// A plan cache hit: its layers are taken from the cache without a lookup each.
+    static func notePlanHit(_ key: String, layers: Int) {
+        for _ in 0..<layers { ProgressBoard.shared.cacheLookup(hit: true) }
+        cacheLog.debug("plan cache hit \(key.prefix(12)): \(layers) layer\(layers == 1 ? "" : "s") from the cache")
+    }
 }

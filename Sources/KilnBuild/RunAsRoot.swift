@@ -145,7 +145,7 @@ public struct RunAsRoot {
             let how = signal == 0 ? "exit status \(code)" : "signal \(signal)"
             throw BuildError("\(location)runAsRoot failed with \(how)" + (tail.isEmpty ? "" : "; last output: \(tail)"))
         }
-        if !output.isEmpty { FileHandle.standardError.write(Data(output.utf8)) }
+        if !output.isEmpty { TerminalScreen.shared.write(output) }  // above any live progress
         if scrub { try RunAsRoot.scrub(upper: upper, lower: view) }
         // In a user namespace the script's root is Kiln's own user on disk (and its
         // users 1…N the subordinate range, when there is one).

@@ -24,6 +24,8 @@ public struct TreeLayer: LayerProducer {
     }
 
     public func writeTar(to out: ByteWriter, tarsum: TarsumAccumulator?) throws {
+        let meter = ProgressBoard.shared.beginLayer(size: uncompressedSize)
+        defer { meter.finish() }
         let tar = TarWriter(out)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
@@ -40,6 +42,7 @@ public struct TreeLayer: LayerProducer {
                     let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<n])
                     try tar.writeBody(chunk)
                     tarsum?.tarsum.update(chunk)
+                    meter.read(n)
                     left -= Int64(n)
                 }
                 // A file that grew since it was listed would silently lose its tail.
@@ -49,6 +52,7 @@ public struct TreeLayer: LayerProducer {
             case .inline(let bytes)?:
                 try bytes.withUnsafeBytes { try tar.writeBody($0) }
                 tarsum?.tarsum.update(bytes)
+                meter.read(bytes.count)
             case nil:
                 break
             }

@@ -84,6 +84,7 @@ public final class AptFetcher: Sendable {
     /// keyrings when it has none) and its `Valid-Until` against `now`. Unsigned
     /// repositories are refused. The Release `Date` is not checked against the clock.
     public func release(of source: AptSource, index: Int) async throws -> VerifiedRepository {
+        ProgressBoard.shared.phase("resolving packages")
         let base = Self.suiteBase(source)
         let keyrings = source.signedBy.isEmpty ? AptSources.trustedKeyrings() : source.signedBy
         let fetchedBytes: [UInt8]
@@ -184,7 +185,7 @@ public final class AptFetcher: Sendable {
     /// the end. The first failure cancels the others and is thrown.
     public func downloadAll(_ items: [(urls: [String], sha256: String, size: Int64, what: String)],
                             progress: (@Sendable (Int64, Int64) -> Void)?) async throws -> [String] {
-        let meter = ProgressMeter(total: items.reduce(0) { $0 + $1.size }, report: progress)
+        let meter = ProgressMeter(total: items.reduce(0) { $0 + $1.size }, report: ProgressBoard.shared.downloadReport(progress))
         let paths = try await withThrowingTaskGroup(of: (Int, String).self) { group -> [String] in
             var results = [String?](repeating: nil, count: items.count)
             var next = 0
@@ -387,8 +388,10 @@ public final class AptFetcher: Sendable {
             req.method = .GET
             req.headers = headers
             req.headers.replaceOrAdd(name: "User-Agent", value: "kiln")
+            let started = HTTPLog.now()
             do {
                 let r = try await http.execute(req, timeout: .hours(12))
+                HTTPLog.response("GET", url, status: Int(r.status.code), responseBytes: r.headers.first(name: "Content-Length").flatMap { Int64($0) }, started: started)
                 let status = Int(r.status.code)
                 if (status >= 500 || status == 408 || status == 429) && attempt < retries {
                     _ = try? await r.body.collect(upTo: 1 << 20)
@@ -398,6 +401,7 @@ public final class AptFetcher: Sendable {
                 }
                 return r
             } catch {
+                HTTPLog.failure("GET", url, error: Self.describe(error), started: started)
                 if Task.isCancelled { throw CancellationError() }
                 // AsyncHTTPClient already keeps trying to connect until the connect timeout:
                 // a host that refused for that long is tried once more, not `retries` times

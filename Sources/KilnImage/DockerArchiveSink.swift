@@ -72,6 +72,7 @@ public struct DockerArchiveSink: ImageSink {
     /// Writes several images into one archive that `docker load` and `podman load`
     /// read in one go.
     public func writeAll(_ images: [PendingImage]) throws -> [WrittenImage] {
+        ProgressBoard.shared.phase("writing")
         do {
             var entries: [DockerArchiveManifestEntry] = []
             var repositories: [String: [String: String]] = [:]

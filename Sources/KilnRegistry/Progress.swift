@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import KilnArchive
+import Synchronization
 
 /// Reports blob transfers as they happen. Implementations are called from several
 /// tasks at once and must be thread-safe. `id` is the blob's short digest.
@@ -29,19 +31,18 @@ public struct SilentProgress: TransferProgress {
 }
 
 /// One plain line on stderr per blob as it finishes: for logs and pipes.
-public final class LineProgress: TransferProgress, @unchecked Sendable {
-    private let lock = NSLock()
-    private var totals: [String: (verb: String, total: Int64)] = [:]
+public final class LineProgress: TransferProgress, Sendable {
+    private let totals = Mutex<[String: (verb: String, total: Int64)]>([:])
     public init() {}
     public func start(_ id: String, verb: String, total: Int64) {
-        lock.lock(); totals[id] = (verb, total); lock.unlock()
+        totals.withLock { $0[id] = (verb, total) }
     }
     public func advance(_ id: String, by count: Int64) {}
     public func rewind(_ id: String, to offset: Int64) {
         writeStderr("blob \(id): retrying from byte \(offset)\n")
     }
     public func finish(_ id: String, outcome: String) {
-        lock.lock(); let t = totals[id]; lock.unlock()
+        let t = totals.withLock { $0[id] }
         switch outcome {
         case "done": writeStderr("\(t?.verb ?? "copied") blob \(id) (\(formatBytes(t?.total ?? 0))): done\n")
         case "exists": writeStderr("blob \(id): already in the registry\n")
@@ -51,15 +52,20 @@ public final class LineProgress: TransferProgress, @unchecked Sendable {
     public func close() {}
 }
 
-/// A live display on a terminal: one line per active blob, redrawn at most ten times a second.
-public final class TerminalProgress: TransferProgress, @unchecked Sendable {
+/// A live display on a terminal: one line per active blob, redrawn at most ten times a
+/// second, below the messages and beside the build's progress (`TerminalScreen`).
+public final class TerminalProgress: TransferProgress, Sendable {
     private struct Row { var verb: String; var total: Int64; var done: Int64; var outcome: String? }
-    private let lock = NSLock()
-    private var rows: [(String, Row)] = []
-    private var drawnLines = 0
-    private var lastDraw = Date.distantPast
+    private let rows = Mutex<[(String, Row)]>([])
+    private let screen: TerminalScreen
 
-    public init() {}
+    private let section: String
+
+    public init(screen: TerminalScreen = .shared) {
+        self.screen = screen
+        section = "transfers-\(Self.serial.wrappingAdd(1, ordering: .relaxed).newValue)"
+    }
+    private static let serial = Atomic<Int>(0)
 
     public func start(_ id: String, verb: String, total: Int64) {
         update(force: true) { rows in
@@ -79,16 +85,23 @@ public final class TerminalProgress: TransferProgress, @unchecked Sendable {
             else { rows.append((id, Row(verb: "", total: 0, done: 0, outcome: outcome))) }
         }
     }
-    public func close() { update(force: true) { _ in } }
+    /// The last frame stays on the screen (what was transferred), as lines of output.
+    public func close() {
+        let lines = rows.withLock { Self.lines($0) }
+        screen.remove(section)
+        if !lines.isEmpty { screen.write(lines.joined(separator: "\n") + "\n") }
+    }
 
     private func update(force: Bool, _ f: (inout [(String, Row)]) -> Void) {
-        lock.lock(); defer { lock.unlock() }
-        f(&rows)
-        let now = Date()
-        guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
-        lastDraw = now
-        var out = drawnLines > 0 ? "\u{1B}[\(drawnLines)A" : ""
-        for (id, r) in rows {
+        let lines = rows.withLock { rows in
+            f(&rows)
+            return Self.lines(rows)
+        }
+        screen.set(section, lines: lines, force: force)
+    }
+
+    private static func lines(_ rows: [(String, Row)]) -> [String] {
+        rows.map { id, r in
             let state: String
             if let o = r.outcome { state = o == "done" ? "done (\(formatBytes(r.total)))" : o }
             else {
@@ -97,10 +110,8 @@ public final class TerminalProgress: TransferProgress, @unchecked Sendable {
                 state = "[" + String(repeating: "=", count: min(width, filled)) + String(repeating: " ", count: max(0, width - filled)) + "] "
                     + "\(pct)% \(formatBytes(r.done))/\(formatBytes(r.total))"
             }
-            out += "\u{1B}[2K\(r.verb.isEmpty ? "blob" : r.verb) \(id) \(state)\n"
+            return "\(r.verb.isEmpty ? "blob" : r.verb) \(id) \(state)"
         }
-        drawnLines = rows.count
-        writeStderr(out)
     }
 }
 
@@ -111,15 +122,22 @@ func formatBytes(_ n: Int64) -> String {
     return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
 }
 
+/// A message on stderr, above any live progress lines.
 func writeStderr(_ s: String) {
-    var bytes = Array(s.utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    TerminalScreen.shared.write(s)
 }
 
-/// The progress display for a command: live on a terminal, lines otherwise, none when quiet.
+/// The progress display for a command, as the command line chose it
+/// (`ProgressBoard.shared.mode`): live on a terminal, lines otherwise, none with
+/// `--quiet` (or when `quiet`: `--json`, whose stdout is the result alone).
 public func makeProgress(quiet: Bool) -> any TransferProgress {
     if quiet { return SilentProgress() }
-    return isatty(2) != 0 && ProcessInfo.processInfo.environment["TERM"] != "dumb" ? TerminalProgress() : LineProgress()
+    switch ProgressBoard.shared.mode {
+    case .quiet: return SilentProgress()
+    case .lines: return LineProgress()
+    case .live: return TerminalProgress()
+    case .unset: return TerminalScreen.stderrIsTerminal ? TerminalProgress() : LineProgress()
+    }
 }
 
 /// `sha256:0123456789ab…` shortened for display.

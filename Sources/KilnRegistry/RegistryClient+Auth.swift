@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KilnArchive
 import NIOCore
 import NIOHTTP1
 
@@ -116,8 +117,10 @@ extension RegistryClient {
         var attempt = 1
         while true {
             let response: HTTPClientResponse
+            let started = HTTPLog.now()
             do {
                 response = try await http.execute(request, timeout: .seconds(Int64(options.readTimeout + options.connectTimeout)))
+                HTTPLog.response(request.method.rawValue, request.url, status: Int(response.status.code), responseBytes: response.headers.first(name: "Content-Length").flatMap { Int64($0) }, started: started)
             } catch {
                 guard attempt < options.maxAttempts else {
                     throw RegistryError.transport("\(what): token server \(realmHost): \(describeTransportError(error, url: nil))")

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KilnArchive
 import KilnOCI
 import NIOCore
 import NIOHTTP1
@@ -67,9 +68,12 @@ public final class RegistryClient: Sendable {
                 req.headers.replaceOrAdd(name: "Authorization", value: auth)
             }
             let response: HTTPClientResponse
+            let started = HTTPLog.now()
             do {
                 response = try await http.execute(req, timeout: .hours(24))
+                HTTPLog.response(method.rawValue, url, status: Int(response.status.code), responseBytes: response.headers.first(name: "Content-Length").flatMap { Int64($0) }, requestBytes: req.headers.first(name: "Content-Length").flatMap { Int64($0) }, started: started)
             } catch {
+                HTTPLog.failure(method.rawValue, url, error: describeTransportError(error, url: nil), started: started)
                 if Task.isCancelled { throw CancellationError() }
                 guard retry == .standard, attempt < options.maxAttempts else {
                     throw RegistryError.transport("\(what): \(describeTransportError(error, url: url))")
@@ -234,10 +238,12 @@ public final class RegistryClient: Sendable {
         while true {
             var req = HTTPClientRequest(url: base + "/v2/")
             req.headers.add(name: "User-Agent", value: "kiln")
+            let started = HTTPLog.now()
             do {
                 // AsyncHTTPClient retries failed connections until the deadline, so a TLS
                 // failure would only surface then: keep the probe's deadline short.
                 let r = try await http.execute(req, timeout: .milliseconds(Int64(probeDeadline * 1000)))
+                HTTPLog.response("GET", base + "/v2/", status: Int(r.status.code), responseBytes: r.headers.first(name: "Content-Length").flatMap { Int64($0) }, started: started)
                 await drain(r)
                 let status = Int(r.status.code)
                 if (status == 429 || (500...599).contains(status)) && attempt < tries {
@@ -251,6 +257,7 @@ public final class RegistryClient: Sendable {
             } catch let e as RegistryError {
                 throw e
             } catch {
+                HTTPLog.failure("GET", base + "/v2/", error: describeTransportError(error, url: nil), started: started)
                 if attempt >= tries || isTLSError(error) { throw error }
                 try await backoff(attempt: attempt, retryAfter: nil)
                 attempt += 1

@@ -19,8 +19,7 @@ struct CacheOptions: ParsableArguments {
         do {
             return try LayerCache(root: root)
         } catch {
-            var err = StandardError()
-            print("kiln: warning: building without a layer cache: \(error)", to: &err)
+            cliLog.warning("building without a layer cache: \(error)")
             return nil
         }
     }

@@ -43,8 +43,7 @@ struct Export: ParsableCommand {
             let warnings = try RootfsExport.export(
                 source, to: output, format: format, mtime: keepMtime ? nil : 0,
                 limits: RootfsLimits(maxLayerSize: limits.maxLayerSize.bytes))
-            var stderr = StandardError()
-            for w in warnings { print("kiln: warning: \(w)", to: &stderr) }
+            for w in warnings { cliLog.warning("\(w)") }
             print("\(format.rawValue):\(output)")
         }
     }

@@ -18,6 +18,37 @@ struct Kiln: AsyncParsableCommand {
             Exit status: 0 on success, 1 when the operation failed, 64 for a usage error.
             """,
         subcommands: [Build.self, Lock.self, Copy.self, Inspect.self, Diff.self, Pull.self, Push.self, Login.self, Logout.self, Export.self, Merge.self, CacheCommand.self, TarsumCommand.self])
+
+    /// `--quiet` and `--log-level`, for every command (see `GlobalOptions`).
+    @OptionGroup var global: GlobalOptions
+
+    /// The root's options are parsed before the subcommand's: logging and the progress
+    /// mode are set up here, before any command runs.
+    func validate() throws {
+        global.apply()
+    }
+
+    /// ArgumentParser's `main`, with the live display of `kiln build` around the command.
+    static func main() async {
+        var progress: BuildProgress?
+        do {
+            var command = try parseAsRoot()
+            if let build = command as? Build { progress = BuildProgress.start(json: build.json) }
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+            ProgressBoard.shared.phase("done")  // logs the last phase's time
+            // Normally stopped before the result was printed (`stopCurrent`); erasing
+            // now could erase the result below the line on a terminal.
+            progress?.stop(erase: isatty(1) == 0)
+        } catch {
+            // The error is the last word: the line goes.
+            progress?.stop()
+            exit(withError: error)
+        }
+    }
 }
 
 /// Runs `body`, printing any error as one line on stderr and exiting 1. A
@@ -68,10 +99,18 @@ func usageChecked<T>(_ parse: () throws -> T) throws -> T {
     }
 }
 
+/// stderr for `print(…, to:)`: whole lines go out above any live progress
+/// (`TerminalScreen`), so they never cut a redraw. `print` hands over its pieces one by
+/// one; they are gathered until a newline ends them (or the empty terminator of
+/// `print(…, terminator: "")`).
 struct StandardError: TextOutputStream {
+    private var pending = ""
+
     mutating func write(_ s: String) {
-        var bytes = Array(s.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        pending += s
+        guard pending.hasSuffix("\n") || (s.isEmpty && !pending.isEmpty) else { return }
+        TerminalScreen.shared.write(pending)
+        pending = ""
     }
 }
 

@@ -39,8 +39,7 @@ enum LayerCompressFormat: String, ExpressibleByArgument, CaseIterable {
     case gzip, zstd
 }
 
-/// Prints a push's notice (what compression changed) on stderr.
+/// Prints a push's notice (what compression changed) on stderr (`--quiet` hides it).
 let printPushNotice: @Sendable (String) -> Void = { line in
-    var err = StandardError()
-    print("kiln: \(line)", to: &err)
+    cliLog.notice("\(line)")
 }

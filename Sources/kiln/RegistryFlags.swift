@@ -17,9 +17,6 @@ struct RegistryFlags: ParsableArguments {
     @Option(help: "Credentials as USERNAME[:PASSWORD] (prefer kiln login; the password is asked on stdin when omitted).")
     var creds: String?
 
-    @Flag(name: .shortAndLong, help: "Print no progress.")
-    var quiet = false
-
     func options(json: Bool) throws -> RegistryOptions {
         var o = RegistryOptions()
         o.applyEnvironment()
@@ -33,7 +30,7 @@ struct RegistryFlags: ParsableArguments {
                 o.credentials = Credentials(username: creds, password: readPasswordLine())
             }
         }
-        o.progress = makeProgress(quiet: quiet || json)
+        o.progress = makeProgress(quiet: json)  // --quiet: ProgressBoard.shared.mode
         return o
     }
 }

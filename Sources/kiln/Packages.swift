@@ -135,10 +135,9 @@ func packageProgress() -> (@Sendable (Int64, Int64) -> Void)? {
     }
 }
 
-/// A one-line notice on stderr.
+/// A one-line notice on stderr, through the log (`--quiet` hides notices, not warnings).
 @Sendable func notice(_ line: String) {
-    var err = StandardError()
-    print("kiln: \(line)", to: &err)
+    if line.hasPrefix("warning: ") { cliLog.warning("\(line.dropFirst(9))") } else { cliLog.notice("\(line)") }
 }
 
 struct Lock: AsyncParsableCommand {

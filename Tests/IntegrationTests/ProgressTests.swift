@@ -95,6 +95,24 @@ import Testing
         #expect((json?["manifestDigest"] as? String)?.hasPrefix("sha256:") == true, "\(String(describing: json))")
     }
 
+    @Test func quietHidesNoticesButNotWarnings() throws {
+        let dir = try TempDir()
+        try dir.write("files/etc/marker", "one\n")
+        try dir.write("image.yaml", "name: kiln-test/quiet\ntag: v1\ncontents:\n  - source: files\n")
+        let spec = dir.path + "/image.yaml", cache = dir.path + "/cache"
+        try kiln(["build", spec, "-o", dir.path + "/a.tar", "--cache-dir", cache])
+        // An unchanged rebuild says it took the plan from the cache: a notice.
+        let loud = try kiln(["build", spec, "-o", dir.path + "/b.tar", "--cache-dir", cache])
+        #expect(loud.stderr.contains("kiln: nothing the contents name changed"), "\(loud)")
+        let quiet = try kiln(["build", spec, "-o", dir.path + "/c.tar", "--cache-dir", cache, "--quiet"])
+        #expect(quiet.stderr.isEmpty && quiet.stdout.hasPrefix("docker-archive:"), "\(quiet)")
+        // --log-level names what is printed; a bad level is a usage error.
+        let warnOnly = try kiln(["--log-level", "warning", "build", spec, "-o", dir.path + "/d.tar", "--cache-dir", cache])
+        #expect(warnOnly.stderr.isEmpty, "\(warnOnly)")
+        let bad = try kiln(["build", spec, "--log-level", "loud"], check: false)
+        #expect(bad.status == 64 && bad.stderr.contains("--log-level"), "\(bad)")
+    }
+
     @Test(.enabled(if: hasRegistry, "needs docker-registry"))
     func debugLogShowsRequestsButNoSecret() throws {
         let tokens = try TokenServer()

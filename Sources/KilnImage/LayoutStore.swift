@@ -25,11 +25,15 @@ public protocol LayoutStore: AnyObject {
     func putDirectory(_ name: String) throws
     /// Reads back a small file that was already in the destination (`index.json`).
     func existingFile(_ name: String) -> [UInt8]?
+    /// Whether the destination already had that file (a blob an artifact refers to).
+    func hasExisting(_ name: String) -> Bool
     func commit() throws
     func abort()
 }
 
 extension LayoutStore {
+    public func hasExisting(_ name: String) -> Bool { existingFile(name) != nil }
+
     /// A content-addressed blob at `blobs/sha256/<hex>`.
     public func putBlob(body: (ByteWriter) throws -> Void) throws -> (digest: Digest, size: Int64) {
         try putStreamed(name: { "blobs/\($0.algorithm)/\($0.hex)" }, body: body)

@@ -18,11 +18,38 @@ public final class TarStore: LayoutStore {
     /// Fixed mtime for the archive's own entries.
     private let mtime: Int64
 
+    /// The `index.json` of the archive being rewritten (`carrying`), if any.
+    private var carriedIndex: [UInt8]?
+
     public init(path: String, mtime: Int64 = 0) throws {
         self.path = path
         self.tmp = siblingTemp(of: path)
         self.file = try FileWriter(creating: tmp)
         self.mtime = mtime
+    }
+
+    /// A new archive that will replace `old` (an OCI archive at `path`) holding all it
+    /// held: every blob its `index.json` reaches is copied in first, and that
+    /// `index.json` is the existing one a sink adds to. A tar cannot be appended to in
+    /// place without risking the original, so adding an artifact to an OCI archive
+    /// rewrites it beside itself and renames it over the old one on `commit`.
+    public convenience init(path: String, carrying old: OCILayout, mtime: Int64 = 0) throws {
+        try self.init(path: path, mtime: mtime)
+        do {
+            let index = try old.files.open("index.json").readAll(limit: documentLimit)
+            for d in try old.reachableBlobs() {
+                let name = OCILayout.blobName(d.digest)
+                let size = try old.files.size(name)
+                let digest = try putKnown(name, size: size) { out in _ = try old.files.open(name).copy(to: out) }
+                guard digest == d.digest else {
+                    throw ImageError.digestMismatch(what: "\(old.what): blob \(d.digest)", expected: d.digest, actual: digest)
+                }
+            }
+            carriedIndex = index
+        } catch {
+            abort()
+            throw error
+        }
     }
 
     deinit { if !committed { abort() } }
@@ -87,7 +114,14 @@ public final class TarStore: LayoutStore {
         names.insert(n)
     }
 
-    public func existingFile(_ name: String) -> [UInt8]? { nil }
+    public func existingFile(_ name: String) -> [UInt8]? {
+        name == "index.json" ? carriedIndex : nil
+    }
+
+    /// Blobs of the carried archive (a subject to refer to) are in the new one already.
+    public func hasExisting(_ name: String) -> Bool {
+        carriedIndex != nil && names.contains(name)
+    }
 
     public func commit() throws {
         try file.write([UInt8](repeating: 0, count: 1024))

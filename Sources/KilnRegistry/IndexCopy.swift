@@ -1,51 +1,45 @@
 import KilnArchive
+import KilnImage
 import KilnOCI
 
-/// Copies an image index (or Docker manifest list) with every image it lists, from
-/// one registry repository to another (`kiln copy --all`): each image's blobs, then
-/// each image manifest by digest, then the index under the tag — all bytes unchanged,
-/// so the index digest is the same at both ends.
+/// Copies an image index (or Docker manifest list) with every image it lists
+/// (`kiln copy --all`), between registries, OCI layouts and OCI archives: each image's
+/// blobs and manifest, then the index — all bytes unchanged, so the index digest is the
+/// same at both ends. A registry destination gets the manifests by digest and the
+/// index under the tag last; a layout gets everything in one commit.
 public enum IndexCopy {
     public struct Result: Sendable {
         public var digest: Digest
         public var size: Int64
         public var images: Int
+        public var written: WrittenIndex
     }
 
     /// Returns nil when `source` names a single image (the caller copies it as usual).
-    public static func copyAll(from source: RegistryReference, to destination: RegistryReference,
+    /// `name` and `tag` are used where the destination names none.
+    public static func copyAll(from source: ImageLocation, to destination: ImageLocation,
                                options: RegistryOptions) async throws -> Result? {
-        let src = try RegistryClient(registry: source.registry, options: options)
-        let dst = try RegistryClient(registry: destination.registry, options: options)
-        let top = try await src.manifest(repository: source.repository, reference: source.manifestReference)
-        guard PlatformSelection.isIndex(top.mediaType) else { return nil }
-        let index = try CanonicalJSON.decode(Index.self, from: top.bytes, what: "\(source): index")
-        let spool = try BlobSpool(client: src, repository: source.repository)
-        defer { spool.remove() }
-        let sameRegistry = source.registry == destination.registry && source.repository != destination.repository
-        var images = 0
-        for child in index.manifests {
-            guard PlatformSelection.isImageManifest(child.mediaType) else {
-                throw RegistryError.unsupported("\(source): index entry \(child.digest) is \(child.mediaType); only image manifests are copied")
-            }
-            let m = try await src.manifest(repository: source.repository, reference: child.digest.description, expectedSize: child.size)
-            let manifest = try CanonicalJSON.decode(Manifest.self, from: m.bytes, what: "\(source)@\(child.digest)")
-            for blob in [manifest.config] + manifest.layers {
-                _ = try await dst.pushBlob(repository: destination.repository, descriptor: blob,
-                                           mountFrom: sameRegistry ? source.repository : nil) {
-                    try FileReader(path: try await spool.localFile(blob))
-                }
-            }
-            try await dst.putManifest(repository: destination.repository, reference: child.digest.description,
-                                      bytes: m.bytes, mediaType: m.mediaType)
-            images += 1
+        guard let top = try await source.openIndex(options: options) else { return nil }
+        if case .local(.dockerArchive) = destination {
+            throw ImageError.invalid("\(destination): a docker-archive holds one platform; copy one with --platform (without --all)")
         }
-        let tag = destination.digest == nil ? (destination.tag ?? "latest") : top.digest.description
-        if let pinned = destination.digest, pinned != top.digest {
-            throw RegistryError.digestMismatch(what: "\(destination)", expected: pinned, actual: top.digest)
+        var opened: [OpenedImage] = []
+        defer { for o in opened { o.removeSpool() } }
+        let (dName, dTag) = destination.destinationName
+        var name = dName ?? "localhost/image"
+        if case .registry(let r) = source, dName == nil { name = r.name }
+        let tag = dTag ?? top.tag ?? "latest"
+        var entries: [PendingIndex.Entry] = []
+        for child in top.index.manifests {
+            let image = try await source.openEntry(child, options: options, fetchLayers: destination.readsLayerBytes)
+            opened.append(image)
+            entries.append(PendingIndex.Entry(platform: child.platform ?? Platform(architecture: "unknown", os: "unknown"),
+                                              image: image.image.pending(name: name, tag: nil)))
         }
-        try await dst.putManifest(repository: destination.repository, reference: tag, bytes: top.bytes, mediaType: top.mediaType)
+        let pending = PendingIndex(name: name, tag: tag, entries: entries,
+                                   stored: StoredIndex(bytes: top.bytes, mediaType: top.mediaType))
+        let written = try await destination.write(index: pending, options: options)
         options.progress.close()
-        return Result(digest: top.digest, size: Int64(top.bytes.count), images: images)
+        return Result(digest: written.indexDigest, size: written.indexSize, images: entries.count, written: written)
     }
 }

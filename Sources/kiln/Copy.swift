@@ -9,7 +9,8 @@ struct Copy: AsyncParsableCommand {
         discussion: """
             SOURCE and DESTINATION are docker://HOST[:PORT]/REPO[:TAG][@DIGEST], docker-archive:PATH[:NAME:TAG], \
             oci:DIR[:TAG] or oci-archive:PATH[:TAG]. From an index, --platform picks one image (default: this \
-            machine's); --all copies the index with every platform (registry to registry).
+            machine's); --all copies the index with every platform, byte for byte (registries, OCI layouts \
+            and archives; a docker-archive holds one platform).
             Layers are copied byte for byte and checked against their digests on the way, except \
             that uncompressed layers going to a registry are compressed (gzip, or \
             --dest-compress-format zstd; --preserve-digests keeps them as they are), as skopeo does.
@@ -26,7 +27,7 @@ struct Copy: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON on stdout.")
     var json = false
 
-    @Flag(help: "Copy an index with all its images (both ends docker://).")
+    @Flag(help: "Copy an index with all its images, its digest unchanged (not into a docker-archive).")
     var all = false
 
     @Option(help: "The platform to pick from an index: OS/ARCH[/VARIANT].")
@@ -39,17 +40,18 @@ struct Copy: AsyncParsableCommand {
     @OptionGroup var layerFlags: PushLayerFlags
 
     func validate() throws {
-        let (src, dst) = try usageChecked { (try ImageLocation(parsing: source), try ImageLocation(parsing: destination)) }
+        let (_, dst) = try usageChecked { (try ImageLocation(parsing: source), try ImageLocation(parsing: destination)) }
         if layerFlags.givenExplicitly, case .local = dst {
             throw ValidationError("--dest-compress-format and --preserve-digests apply to a docker:// destination")
         }
         if all, let f = layerFlags.compressFormat {
             throw ValidationError("--all copies the index and its images byte for byte; --dest-compress-format \(f.rawValue) would change them")
         }
-        if all {
-            guard case .registry = src, case .registry = dst else {
-                throw ValidationError("--all copies between registries only (docker:// at both ends)")
-            }
+        if all, case .local(.dockerArchive) = dst {
+            throw ValidationError("--all: a docker-archive holds one platform; copy one with --platform instead")
+        }
+        if all, platform != nil {
+            throw ValidationError("--all copies every platform of an index; --platform picks one (give one or the other)")
         }
     }
 
@@ -58,12 +60,10 @@ struct Copy: AsyncParsableCommand {
             let src = try ImageLocation(parsing: source)
             let dst = try ImageLocation(parsing: destination)
             let options = try registry.options(json: json)
-            if all, case .registry(let s) = src, case .registry(let d) = dst {
-                if let r = try await IndexCopy.copyAll(from: s, to: d, options: options) {
-                    if json { try printJSON(TransferReport(reference: d.description, digest: r.digest, size: r.size)) }
-                    else { print("\(d) index \(r.digest) (\(r.images) images)") }
-                    return
-                }
+            if all, let r = try await IndexCopy.copyAll(from: src, to: dst, options: options) {
+                if json { try printJSON(TransferReport(reference: dst.description, digest: r.digest, size: r.size)) }
+                else { print("\(dst) index \(r.digest) (\(r.images) images)") }
+                return
             }
             // Into a local destination every layer is read: download them all first, in
             // parallel (into a docker-archive, decompressing as they arrive, below); a

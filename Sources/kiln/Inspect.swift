@@ -8,9 +8,13 @@ struct Inspect: AsyncParsableCommand {
         abstract: "Show an image's manifest digest, platform, config and layers.",
         discussion: """
             IMAGE is docker://HOST[:PORT]/REPO[:TAG][@DIGEST], docker-archive:PATH, oci:DIR[:TAG] \
-            or oci-archive:PATH[:TAG]. A registry image is read without downloading its layers; \
-            an index or manifest list is followed to --platform (default: this machine's).
-            --json prints {reference, manifestDigest, manifest, config, layers[{digest, diffID, size, mediaType}]}.
+            or oci-archive:PATH[:TAG]. A registry image is read without downloading its layers.
+            An index or manifest list (a multi-platform image) is listed: its digest and, per \
+            platform, the manifest's digest, platform and size; --platform OS/ARCH[/VARIANT] \
+            shows that platform's image instead (--platform host: this machine's, which is what \
+            skopeo inspect shows).
+            --json prints {reference, manifestDigest, manifest, config, layers[{digest, diffID, size, mediaType}]}; \
+            for an index, {reference, indexDigest, mediaType, size, index, manifests[{digest, platform, size, mediaType}]}.
             """)
 
     @Argument(help: "The image, in transport syntax.")
@@ -19,7 +23,7 @@ struct Inspect: AsyncParsableCommand {
     @Flag(help: "Print JSON for scripts instead of text.")
     var json = false
 
-    @Option(help: "The platform to pick from an index: OS/ARCH[/VARIANT].")
+    @Option(help: "Show this platform's image of an index: OS/ARCH[/VARIANT], or host (default: list the platforms).")
     var platform: String?
 
     @OptionGroup var registry: RegistryFlags
@@ -48,8 +52,13 @@ struct Inspect: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let ref = try ImageLocation(parsing: image)
-            let platform = try self.platform.map(PlatformSelection.parse) ?? .host
-            let opened = try await ref.open(options: try registry.options(json: true), platform: platform, fetchLayers: false)
+            let platform = try self.platform.map { $0 == "host" ? .host : try PlatformSelection.parse($0) } ?? .host
+            let options = try registry.options(json: true)
+            if self.platform == nil, let index = try await ref.openIndex(options: options) {
+                try showIndex(index, of: ref)
+                return
+            }
+            let opened = try await ref.open(options: options, platform: platform, fetchLayers: false)
             defer { opened.removeSpool() }
             let img = opened.image
             let layers = img.layers.map { LayerInfo(digest: $0.descriptor.digest, diffID: $0.diffID, size: $0.descriptor.size, mediaType: $0.descriptor.mediaType) }
@@ -87,6 +96,44 @@ struct Inspect: AsyncParsableCommand {
             }
             print(lines.joined(separator: "\n"))
         }
+    }
+
+    struct IndexEntry: Codable {
+        var digest: Digest
+        var platform: Platform?
+        var size: Int64
+        var mediaType: String
+    }
+
+    struct IndexReport: Codable {
+        var reference: String
+        var indexDigest: Digest
+        var mediaType: String
+        var size: Int64
+        var index: Index
+        var manifests: [IndexEntry]
+    }
+
+    /// The platforms of an index, one line each, or its JSON report.
+    func showIndex(_ opened: OpenedIndex, of ref: ImageLocation) throws {
+        let entries = opened.index.manifests.map { IndexEntry(digest: $0.digest, platform: $0.platform, size: $0.size, mediaType: $0.mediaType) }
+        if json {
+            try printJSON(IndexReport(reference: ref.description, indexDigest: opened.digest, mediaType: opened.mediaType,
+                                      size: Int64(opened.bytes.count), index: opened.index, manifests: entries))
+            return
+        }
+        let names = entries.map { $0.platform?.description ?? "-" }
+        let width = max(names.map(\.count).max() ?? 0, 8)
+        var lines = [
+            "Image:      \(ref)",
+            "Index:      \(opened.digest) (\(opened.mediaType), \(opened.bytes.count) bytes)",
+            "Platforms:  \(entries.count)",
+        ]
+        for (e, name) in zip(entries, names) {
+            lines.append("  " + name + String(repeating: " ", count: width - name.count) + "  \(e.digest)  \(e.size) bytes")
+        }
+        lines.append("(--platform OS/ARCH[/VARIANT] shows one image)")
+        print(lines.joined(separator: "\n"))
     }
 
     private func pad(_ s: String) -> String { s + String(repeating: " ", count: max(1, 12 - s.count)) }

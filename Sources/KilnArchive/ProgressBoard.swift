@@ -44,6 +44,8 @@ public final class ProgressBoard: Sendable {
         public var layerSize: Int64 = 0
         public var layerWritten: Int64 = 0
         public var layerStarted: UInt64 = 0
+        /// When its tar was done (0 while it is being written).
+        public var layerFinished: UInt64 = 0
         /// All layers so far.
         public var totalRead: Int64 = 0
         public var totalWritten: Int64 = 0
@@ -132,6 +134,7 @@ public final class ProgressBoard: Sendable {
                 s.layerWritten = 0
                 s.layerSize = size
                 s.layerStarted = now
+                s.layerFinished = 0
             }
             return s.phase == "layer" ? s : nil
         }
@@ -152,7 +155,8 @@ public final class ProgressBoard: Sendable {
     }
 
     func endLayer() {
-        state.withLock { $0.layersDone += 1 }
+        let now = Self.now()
+        state.withLock { $0.layersDone += 1; $0.layerFinished = now }
     }
 
     /// `layer 2: read 1048576 bytes, wrote 524288 in 0.120 s`, at `--log-level debug`.

@@ -35,6 +35,7 @@ public final class LineProgress: TransferProgress, Sendable {
     private let totals = Mutex<[String: (verb: String, total: Int64)]>([:])
     public init() {}
     public func start(_ id: String, verb: String, total: Int64) {
+        ProgressBoard.shared.phase(verb)
         totals.withLock { $0[id] = (verb, total) }
     }
     public func advance(_ id: String, by count: Int64) {}
@@ -68,6 +69,7 @@ public final class TerminalProgress: TransferProgress, Sendable {
     private static let serial = Atomic<Int>(0)
 
     public func start(_ id: String, verb: String, total: Int64) {
+        ProgressBoard.shared.phase(verb)
         update(force: true) { rows in
             if let i = rows.firstIndex(where: { $0.0 == id }) { rows[i].1 = Row(verb: verb, total: total, done: 0) }
             else { rows.append((id, Row(verb: verb, total: total, done: 0))) }

@@ -81,10 +81,12 @@ final class BuildProgress: Sendable {
                 line += " -> \(mib(s.layerWritten)) MiB"
                 if s.layerRead > 0 { line += " (\(Int((Double(s.layerWritten) * 100 / Double(s.layerRead)).rounded()))%)" }
             }
-            let secs = Double(now &- s.layerStarted) / 1e9
+            let secs = Double((s.layerFinished == 0 ? now : s.layerFinished) &- s.layerStarted) / 1e9
             if secs > 0.2 { line += String(format: ", %.0f MiB/s", Double(s.layerRead) / 1_048_576 / secs) }
         case "writing":
             line += "writing the image"
+        case "pushing", "pulling":
+            line += "\(s.phase) blobs"
         case "starting":
             line += "resolving"
         default:

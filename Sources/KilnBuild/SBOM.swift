@@ -12,6 +12,10 @@ import KilnOCI
 /// digest and licence, each other content item, and the base image by digest.
 /// Deterministic: every value comes from the inputs, nothing from the clock or host.
 public struct SBOM {
+    /// The media type of the document, and the `artifactType` of the artifact that
+    /// attaches it to its image (`kiln build --attach-sbom`).
+    public static let artifactType = MediaType.spdxJSON
+
     public var report: BuildReport
     public var manifestDigest: KilnOCI.Digest
     public var reference: String

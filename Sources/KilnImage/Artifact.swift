@@ -93,6 +93,50 @@ public struct PendingArtifact: Sendable {
     }
 }
 
+/// An artifact manifest ready to store: its bytes, its descriptor as referrers lists give
+/// it, its subject, and its blobs (config and layers). Made from a `PendingArtifact`
+/// (`referrer(subject:)`), or read from a source to copy it unchanged (`kiln copy --referrers`).
+public struct ReferrerManifest: Sendable {
+    public struct Part: Sendable {
+        public var descriptor: Descriptor
+        public var content: PendingArtifact.Blob.Content
+
+        public init(descriptor: Descriptor, content: PendingArtifact.Blob.Content) {
+            self.descriptor = descriptor
+            self.content = content
+        }
+
+        public func open() throws -> ByteReader {
+            try PendingArtifact.Blob(mediaType: descriptor.mediaType, content: content).open()
+        }
+    }
+
+    public var bytes: [UInt8]
+    public var descriptor: Descriptor
+    public var subject: Descriptor
+    public var parts: [Part]
+
+    public init(bytes: [UInt8], descriptor: Descriptor, subject: Descriptor, parts: [Part]) {
+        self.bytes = bytes
+        self.descriptor = descriptor
+        self.subject = subject
+        self.parts = parts
+    }
+}
+
+extension PendingArtifact {
+    /// The manifest referring to `subject`, its files hashed (synchronous: call it on a
+    /// thread of its own).
+    public func referrer(subject: Descriptor) throws -> ReferrerManifest {
+        try validate()
+        let layers = try blobs.map { try $0.descriptor() }
+        let (bytes, descriptor) = try manifest(layers: layers, subject: subject)
+        var parts = [ReferrerManifest.Part(descriptor: Self.emptyDescriptor, content: .bytes(Self.emptyConfig))]
+        parts += zip(layers, blobs).map { ReferrerManifest.Part(descriptor: $0, content: $1.content) }
+        return ReferrerManifest(bytes: bytes, descriptor: descriptor, subject: subject, parts: parts)
+    }
+}
+
 /// The media type grammar of RFC 6838 §4.2 (`type/subtype`, restricted names), which
 /// OCI's `mediaType` and `artifactType` follow.
 public enum MediaTypeGrammar {

@@ -8,24 +8,41 @@ extension OCISink {
     /// layout already; nothing is written otherwise. Attaching the same artifact again
     /// changes nothing. Returns the artifact manifest's descriptor.
     public func attach(_ artifact: PendingArtifact, to subject: Descriptor, what: String) throws -> Descriptor {
-        try artifact.validate()
-        guard store.hasExisting(OCILayout.blobName(subject.digest)) else {
-            store.abort()
-            throw ImageError.notFound("attach: \(what) has no manifest \(subject.digest) to refer to")
+        try put(referrers: [artifact.referrer(subject: subject)], what: what)[0]
+    }
+
+    /// Stores artifact manifests (made here or copied from elsewhere) with their blobs,
+    /// each listed in `index.json`, in one commit. Each subject must be in the layout
+    /// already or be one of the manifests stored before it in `referrers` (a signature of
+    /// an SBOM); otherwise nothing is written.
+    public func put(referrers: [ReferrerManifest], what: String) throws -> [Descriptor] {
+        var present = Set<Digest>()
+        for r in referrers {
+            guard present.contains(r.subject.digest) || store.hasExisting(OCILayout.blobName(r.subject.digest)) else {
+                store.abort()
+                throw ImageError.notFound("attach: \(what) has no manifest \(r.subject.digest) to refer to")
+            }
+            present.insert(r.descriptor.digest)
         }
         return try transaction {
-            try store.putBlob(PendingArtifact.emptyConfig)
-            var layers: [Descriptor] = []
-            for b in artifact.blobs {
-                let put = try store.putBlob { out in _ = try b.open().copy(to: out) }
-                layers.append(Descriptor(mediaType: b.mediaType, digest: put.digest, size: put.size, annotations: b.annotations))
+            var entries: [Descriptor] = []
+            for r in referrers {
+                for p in r.parts {
+                    let put = try store.putBlob { out in _ = try p.open().copy(to: out) }
+                    guard put.digest == p.descriptor.digest else {
+                        throw ImageError.digestMismatch(what: "\(what): blob of artifact \(r.descriptor.digest)", expected: p.descriptor.digest, actual: put.digest)
+                    }
+                }
+                let put = try store.putBlob(r.bytes)
+                guard put.digest == r.descriptor.digest else {
+                    throw ImageError.digestMismatch(what: "\(what): artifact manifest", expected: r.descriptor.digest, actual: put.digest)
+                }
+                var entry = Descriptor(mediaType: r.descriptor.mediaType, digest: r.descriptor.digest, size: r.descriptor.size)
+                entry.artifactType = r.descriptor.artifactType
+                entries.append(entry)
             }
-            let (bytes, descriptor) = try artifact.manifest(layers: layers, subject: subject)
-            try store.putBlob(bytes)
-            var entry = Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size)
-            entry.artifactType = artifact.artifactType
-            try putIndexJSON(adding: [entry], replacingTag: nil)
-            return descriptor
+            try putIndexJSON(adding: entries, replacingTag: nil)
+            return referrers.map(\.descriptor)
         }
     }
 }

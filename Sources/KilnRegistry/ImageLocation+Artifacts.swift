@@ -39,14 +39,22 @@ extension ImageLocation {
 
     /// Stores `artifact` here with `subject` as its subject, and returns the artifact
     /// manifest's descriptor (with `artifactType` and annotations, as referrers lists
-    /// give it). The subject must be here: otherwise nothing is written. A layout lists
-    /// the artifact in `index.json` (an OCI archive is rewritten beside itself and
-    /// renamed); a registry gets the blobs and the manifest by digest, and, unless it
-    /// processed the subject itself (`OCI-Subject`, or its referrers API lists the
-    /// artifact), the referrers tag `sha256-<hex>` is updated
-    /// (`RegistryClient.addToReferrersTag`).
+    /// give it). The subject must be here: otherwise nothing is written. See `store`.
     public func attach(_ artifact: PendingArtifact, to subject: Descriptor, options: RegistryOptions) async throws -> Descriptor {
         try artifact.validate()
+        let referrer = try await OwnThread.run("kiln-attach") { try artifact.referrer(subject: subject) }
+        return try await store(referrers: [referrer], options: options)[0]
+    }
+
+    /// Stores artifact manifests here, each after its subject (which must be here, or
+    /// stored earlier in the list). A layout lists them in `index.json`, in one commit
+    /// (an OCI archive is rewritten beside itself and renamed); a registry gets each
+    /// one's blobs and its manifest by digest, and, unless the registry processed the
+    /// subject itself (`OCI-Subject`, or its referrers API lists the artifact), the
+    /// referrers tag `sha256-<hex>` of the subject is updated
+    /// (`RegistryClient.addToReferrersTag`). Nothing is written for a missing subject.
+    public func store(referrers: [ReferrerManifest], options: RegistryOptions) async throws -> [Descriptor] {
+        guard !referrers.isEmpty else { return [] }
         switch self {
         case .local(let r):
             return try await OwnThread.run("kiln-attach") {
@@ -59,40 +67,74 @@ extension ImageLocation {
                     sink = OCISink(store: try DirectoryStore(path: p))
                 case .ociArchive(let p, _):
                     guard let layout = try OCILayout(r) else { throw Self.noArtifacts(r) }
-                    guard layout.hasBlob(subject.digest) else {
-                        throw ImageError.notFound("attach: \(r) has no manifest \(subject.digest) to refer to")
+                    guard layout.hasBlob(referrers[0].subject.digest) else {
+                        throw ImageError.notFound("attach: \(r) has no manifest \(referrers[0].subject.digest) to refer to")
                     }
                     sink = OCISink(store: try TarStore(path: p, carrying: layout))
                 case .dockerArchive:
                     throw Self.noArtifacts(r)
                 }
-                return try sink.attach(artifact, to: subject, what: r.description)
+                return try sink.put(referrers: referrers, what: r.description)
             }
         case .registry(let r):
             let client = try RegistryClient(registry: r.registry, options: options)
             let repo = r.repository
-            guard try await client.manifestDigest(repository: repo, reference: subject.digest.description) != nil else {
-                throw RegistryError.notFound("attach: \(r.registry)/\(repo) has no manifest \(subject.digest) to refer to")
+            var stored = Set<Digest>()
+            for ref in referrers where !stored.contains(ref.subject.digest) {
+                guard try await client.manifestDigest(repository: repo, reference: ref.subject.digest.description) != nil else {
+                    throw RegistryError.notFound("attach: \(r.registry)/\(repo) has no manifest \(ref.subject.digest) to refer to")
+                }
+                stored.insert(ref.descriptor.digest)
             }
-            let blobs = artifact.blobs
-            let layers = try await OwnThread.run("kiln-attach") { try blobs.map { try $0.descriptor() } }
-            _ = try await client.pushBlob(repository: repo, descriptor: PendingArtifact.emptyDescriptor) {
-                BufferReader(PendingArtifact.emptyConfig)
+            for ref in referrers {
+                for part in ref.parts {
+                    _ = try await client.pushBlob(repository: repo, descriptor: part.descriptor) { try part.open() }
+                }
+                let put = try await client.putManifestWithSubject(repository: repo, reference: ref.descriptor.digest.description,
+                                                                  bytes: ref.bytes, mediaType: ref.descriptor.mediaType)
+                if put.subjectProcessed { continue }
+                if let listed = try await client.referrers(repository: repo, subject: ref.subject.digest),
+                   listed.contains(where: { $0.digest == ref.descriptor.digest }) {
+                    continue
+                }
+                try await client.addToReferrersTag(repository: repo, subject: ref.subject.digest, referrer: ref.descriptor)
             }
-            for (blob, d) in zip(blobs, layers) {
-                _ = try await client.pushBlob(repository: repo, descriptor: d) { try blob.open() }
-            }
-            let (bytes, descriptor) = try artifact.manifest(layers: layers, subject: subject)
-            let put = try await client.putManifestWithSubject(repository: repo, reference: descriptor.digest.description,
-                                                              bytes: bytes, mediaType: MediaType.ociManifest)
             options.progress.close()
-            if put.subjectProcessed { return descriptor }
-            if let listed = try await client.referrers(repository: repo, subject: subject.digest),
-               listed.contains(where: { $0.digest == descriptor.digest }) {
-                return descriptor
+            return referrers.map(\.descriptor)
+        }
+    }
+
+    /// A referrer listed here (by `referrers(of:)`), read whole to be stored elsewhere
+    /// unchanged: its manifest and blobs (each at most `limit` bytes, in memory).
+    public func readReferrer(_ d: Descriptor, options: RegistryOptions, limit: Int = 256 << 20) async throws -> ReferrerManifest {
+        let bytes = try await fetchManifest(d, options: options)
+        let m = try CanonicalJSON.decode(Manifest.self, from: bytes, what: "\(self): artifact \(d.digest)")
+        guard let subject = m.subject else { throw ImageError.invalid("\(self): artifact \(d.digest) has no subject") }
+        var parts: [ReferrerManifest.Part] = []
+        for blob in [m.config] + m.layers where !parts.contains(where: { $0.descriptor.digest == blob.digest }) {
+            parts.append(.init(descriptor: blob, content: .bytes(try await fetchBlob(blob, options: options, limit: limit))))
+        }
+        var descriptor = Descriptor(mediaType: m.mediaType ?? MediaType.ociManifest, digest: d.digest, size: Int64(bytes.count), annotations: m.annotations)
+        descriptor.artifactType = m.artifactType ?? m.config.mediaType
+        return ReferrerManifest(bytes: bytes, descriptor: descriptor, subject: subject, parts: parts)
+    }
+
+    /// The descriptor of a manifest stored here by digest (what an artifact's subject
+    /// records): its media type and size.
+    public func manifestDescriptor(_ digest: Digest, options: RegistryOptions) async throws -> Descriptor {
+        switch self {
+        case .registry(let r):
+            let client = try RegistryClient(registry: r.registry, options: options)
+            let m = try await client.manifest(repository: r.repository, reference: digest.description)
+            return Descriptor(mediaType: m.mediaType, digest: digest, size: Int64(m.bytes.count))
+        case .local(let r):
+            return try await OwnThread.run("kiln-open") {
+                guard let layout = try OCILayout(r) else { throw Self.noArtifacts(r) }
+                let size = try layout.files.size(OCILayout.blobName(digest))
+                let bytes = try layout.document(Descriptor(mediaType: "", digest: digest, size: size), what: "manifest \(digest)")
+                let type = RegistryClient.embeddedMediaType(bytes) ?? MediaType.ociManifest
+                return Descriptor(mediaType: type, digest: digest, size: size)
             }
-            try await client.addToReferrersTag(repository: repo, subject: subject.digest, referrer: descriptor)
-            return descriptor
         }
     }
 

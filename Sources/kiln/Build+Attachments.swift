@@ -30,6 +30,8 @@ extension Build {
                 }
             }
         }
+        // --attach-sbom: the SBOMs beside their images (AttachOptions.swift).
+        try await attachSBOMs(built, destination: destination)
     }
 
     /// `image.spdx.json` for linux/arm64/v8 is `image.linux-arm64-v8.spdx.json`: the

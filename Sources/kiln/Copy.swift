@@ -15,6 +15,9 @@ struct Copy: AsyncParsableCommand {
             that uncompressed layers going to a registry are compressed (gzip, or \
             --dest-compress-format zstd; --preserve-digests keeps them as they are), as skopeo does.
 
+            --referrers also copies what refers to the image (and, with --all, to the index and \
+            each of its images): SBOMs, signatures, provenance (OCI 1.1 artifacts), unchanged.
+
             Example: kiln copy docker-archive:hello.tar oci:layout:latest
             """)
 
@@ -29,6 +32,9 @@ struct Copy: AsyncParsableCommand {
 
     @Flag(help: "Copy an index with all its images, its digest unchanged (not into a docker-archive).")
     var all = false
+
+    @Flag(help: "Copy what refers to the image too (SBOMs, signatures: OCI 1.1 referrers), unchanged.")
+    var referrers = false
 
     @Option(help: "The platform to pick from an index: OS/ARCH[/VARIANT].")
     var platform: String?
@@ -50,6 +56,12 @@ struct Copy: AsyncParsableCommand {
         if all, case .local(.dockerArchive) = dst {
             throw ValidationError("--all: a docker-archive holds one platform; copy one with --platform instead")
         }
+        if referrers, case .local(.dockerArchive) = dst {
+            throw ValidationError("--referrers: a docker-archive holds no artifacts; copy to a registry or an OCI layout")
+        }
+        if referrers, layerFlags.compressFormat != nil {
+            throw ValidationError("--referrers: artifacts refer to the manifest by digest; --dest-compress-format would change it")
+        }
         if all, platform != nil {
             throw ValidationError("--all copies every platform of an index; --platform picks one (give one or the other)")
         }
@@ -61,6 +73,10 @@ struct Copy: AsyncParsableCommand {
             let dst = try ImageLocation(parsing: destination)
             let options = try registry.options(json: json)
             if all, let r = try await IndexCopy.copyAll(from: src, to: dst, options: options) {
+                if referrers {
+                    let subjects = [r.digest] + r.written.manifests.map(\.image.manifestDigest)
+                    try await copyReferrers(subjects, from: src, to: dst, options: options)
+                }
                 if json { try printJSON(TransferReport(reference: dst.description, digest: r.digest, size: r.size)) }
                 else { print("\(dst) index \(r.digest) (\(r.images) images)") }
                 return
@@ -93,11 +109,28 @@ struct Copy: AsyncParsableCommand {
                                               maxLayerSize: limits.maxLayerSize.bytes,
                                               layers: policy, notice: printPushNotice).image
             options.progress.close()
+            if referrers {
+                // Artifacts name their subject by digest: they only fit a byte-for-byte copy.
+                guard written.manifestDigest == image.manifestDigest else {
+                    throw ImageError.invalid("--referrers: the copy's manifest digest is \(written.manifestDigest), not the source's \(image.manifestDigest) (its layers or manifest were converted), so the source's artifacts would not refer to it; the image was copied without them (--preserve-digests keeps the digest)")
+                }
+                try await copyReferrers([image.manifestDigest], from: src, to: dst, options: options)
+            }
             if json {
                 print(String(decoding: try CanonicalJSON.encode(written), as: UTF8.self))
             } else {
                 print("\(dst) \(written.reference) \(written.manifestDigest)")
             }
         }
+    }
+}
+
+extension Copy {
+    /// Copies the referrers of `subjects` (already at `dst` with the same digests).
+    func copyReferrers(_ subjects: [Digest], from src: ImageLocation, to dst: ImageLocation, options: RegistryOptions) async throws {
+        let copied = try await ReferrersCopy.copy(subjects: subjects, from: src, to: dst, options: options)
+        options.progress.close()
+        var stderr = StandardError()
+        for d in copied { print("copied referrer \(d.digest) (\(d.artifactType ?? "-"))", to: &stderr) }
     }
 }

@@ -137,10 +137,15 @@ struct Build: AsyncParsableCommand {
             var sources: [RegistrySource] = []
             defer { for s in sources { s.removeSpool() } }
             var plans: [PlatformPlan] = []
+            // A registry base's tag is resolved once: the other platforms take the digest it named.
+            var basePin: Digest?
             for s in specs {
                 let (plan, source) = try await planPlatform(s, staging: staging, cache: cache, pushRef: pushRef,
-                                                            cacheRepo: cacheRepo, lock: lock)
-                if let source { sources.append(source) }
+                                                            cacheRepo: cacheRepo, lock: lock, basePin: basePin)
+                if let source {
+                    sources.append(source)
+                    if basePin == nil { basePin = try source.index?.digest ?? source.image().manifestDigest }
+                }
                 plans.append(plan)
             }
             let pushCache = { (mountFrom: String?) async in
@@ -247,13 +252,13 @@ struct Build: AsyncParsableCommand {
     /// when the build needs them), its packages fetched, its layers planned. Returns the
     /// registry base, whose spool the caller removes after writing the image.
     func planPlatform(_ spec: Spec, staging: Staging, cache: LayerCache?, pushRef: RegistryReference?,
-                      cacheRepo: CacheRepo?, lock: PackageLock?) async throws -> (PlatformPlan, RegistrySource?) {
+                      cacheRepo: CacheRepo?, lock: PackageLock?, basePin: Digest? = nil) async throws -> (PlatformPlan, RegistrySource?) {
         // A registry base is resolved once per build (per platform). Pushing to the base's
         // own registry, a build that reads no base file (nor, for the checks of its
         // contents, a layer whose listing is not cached yet) needs none of its layers:
         // they are mounted there.
         let baseRegistry = try BaseImage.registryReference(of: spec).flatMap { try? RegistryReference(parsing: $0) }?.registry
-        let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: json, fetchLayers: false)
+        let registrySource = try await openRegistryBase(spec: spec, registry: registry, json: json, fetchLayers: false, pinned: basePin)
         do {
             if let registrySource {
                 let layers = try registrySource.image().layers

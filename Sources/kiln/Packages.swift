@@ -50,18 +50,21 @@ func packageArchitecture(_ spec: Spec) -> String {
 /// is false (a build that pushes to the base's own registry and never reads the base's
 /// files: the layers are mounted there, not downloaded). A tag is resolved once and its
 /// digest printed, so the spec can pin it. nil for a local base or none; the caller
-/// removes the source's spool when done.
+/// removes the source's spool when done. `pinned`: the digest the tag was resolved to
+/// for another platform of the same build, used instead of the tag (and not printed).
 func openRegistryBase(spec: Spec, registry: RegistryFlags, json: Bool,
-                      fetchLayers: Bool = true) async throws -> RegistrySource? {
+                      fetchLayers: Bool = true, pinned: Digest? = nil) async throws -> RegistrySource? {
     guard let from = try BaseImage.registryReference(of: spec) else { return nil }
     let location = spec.keyLocations["fromImage"].map { "\($0): " } ?? ""
     var name = from
     do {
-        let ref = try RegistryReference(parsing: from)
+        var ref = try RegistryReference(parsing: from)
         name = ref.name
+        let byTag = ref.digest == nil
+        if let pinned, byTag { ref.digest = pinned }
         let platform = BaseImage.wantedPlatform(spec)
         let source = try await RegistrySource.open(reference: ref, options: try registry.options(json: json), platform: platform)
-        if ref.digest == nil {
+        if byTag, pinned == nil {
             // What the tag named: the index when it is one, so the pin keeps every platform.
             let digest = try source.index?.digest ?? source.image().manifestDigest
             notice("fromImage \(from) is \(digest); pin it with @\(digest)")
@@ -192,9 +195,11 @@ struct Lock: AsyncParsableCommand {
             defer { staging.remove() }
             let cache = try cacheOptions.open()
             var lock = existing
+            var basePin: Digest?
             for s in specs {
-                let registrySource = try await openRegistryBase(spec: s, registry: registry, json: false)
+                let registrySource = try await openRegistryBase(spec: s, registry: registry, json: false, pinned: basePin)
                 defer { registrySource?.removeSpool() }
+                if let registrySource, basePin == nil { basePin = try registrySource.index?.digest ?? registrySource.image().manifestDigest }
                 let planner = try await OwnThread.run("kiln-base") {
                     try packagePlanner(spec: s, base: try openBase(spec: s, staging: staging, registrySource: registrySource),
                                        cache: cache, staging: staging)

@@ -260,6 +260,31 @@ struct MultiPlatformTests {
         #expect(single.stderr.contains("is an image for linux/386, not linux/amd64"), "\(single.stderr)")
     }
 
+    @Test(.enabled(if: registryToolsPresent, "needs docker-registry"))
+    func aRegistryIndexBaseGivesEachPlatformItsManifest() throws {
+        let reg = try TestRegistry()
+        defer { kill(reg.process.processIdentifier, SIGKILL); reg.process.waitUntilExit() }
+        let env = try KilnEnv()
+        try work.write("hello.txt", "hello\n")
+        try work.write("base.yaml", "name: t/base\ntag: v1\nplatforms: [linux/amd64, linux/386]\ncontents:\n  - source: hello.txt\n")
+        let base = "docker://\(reg.host)/kiln/base:v1"
+        try env.kiln(["build", work.path + "/base.yaml", "--push", base, "--no-cache"])
+        let r = try build("name: t/x\nfromImage: \(base)\nplatforms: [linux/amd64, linux/arm64/v8]\ncontents:\n  - source: hello.txt\n    target: /again.txt\n")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("image.yaml:2: fromImage: "), "\(r.stderr)")
+        #expect(r.stderr.contains("no image for platform linux/arm64/v8 (the index has: linux/amd64, linux/386)"), "\(r.stderr)")
+        try work.write("image.yaml", "name: t/x\ntag: v1\nfromImage: \(base)\nplatforms: [linux/386, linux/amd64]\ncontents:\n  - source: hello.txt\n    target: /again.txt\n")
+        let built = try env.kiln(["build", work.path + "/image.yaml", "--format", "oci", "-o", work.path + "/out", "--no-cache"])
+        // The tag is resolved once: one pin notice for both platforms.
+        #expect(built.stderr.components(separatedBy: "pin it with").count == 2, "\(built.stderr)")
+        for arch in ["386", "amd64"] {
+            let image = try json(run("skopeo", ["inspect", "--override-arch", arch, "oci:\(work.path)/out:v1"]).stdout)
+            let baseImage = try json(run("skopeo", ["inspect", "--tls-verify=false", "--override-arch", arch, base]).stdout)
+            #expect((image["Layers"] as! [String]).first == (baseImage["Layers"] as! [String]).first, "\(arch)")
+            #expect(image["Architecture"] as? String == arch)
+        }
+    }
+
     @Test func platformUsageErrors() throws {
         let twice = try build("name: t/x\nplatforms: [linux/amd64, linux/arm64/v8]\n", [])
         #expect(twice.status == 64)

@@ -122,6 +122,7 @@ extension RegistryClient {
                 response = try await http.execute(request, timeout: .seconds(Int64(options.readTimeout + options.connectTimeout)))
                 HTTPLog.response(request.method.rawValue, request.url, status: Int(response.status.code), responseBytes: response.headers.first(name: "Content-Length").flatMap { Int64($0) }, started: started)
             } catch {
+                HTTPLog.failure(request.method.rawValue, request.url, error: describeTransportError(error, url: nil), started: started)
                 guard attempt < options.maxAttempts else {
                     throw RegistryError.transport("\(what): token server \(realmHost): \(describeTransportError(error, url: nil))")
                 }

@@ -52,17 +52,19 @@ import Testing
         let frames = Self.frames(out)
         #expect(frames.count >= 4, "\(out.debugDescription)")
         // The phases and their figures, in MiB.
-        #expect(frames.contains { $0.contains("planning: ") && $0.contains(" entries") }, "\(frames)")
+        // The first frame is drawn at once; the layer takes most of the time; planning and
+        // writing are short, but one of them is seen at eight frames a second.
+        #expect(frames.first?.contains(": resolving") == true, "\(frames)")
         #expect(frames.contains { $0.contains("layer 1: read ") && $0.contains(" MiB") && $0.contains(" -> ") }, "\(frames)")
-        #expect(frames.contains { $0.contains("writing the image") }, "\(frames)")
+        #expect(frames.contains { ($0.contains("planning: ") && $0.contains(" entries")) || $0.contains("writing the image") }, "\(frames)")
         // Redraws move the cursor back over the line.
         #expect(out.components(separatedBy: "\u{1B}[1A").count - 1 >= 4)
         // The result is on the screen, after the progress line was taken away.
         #expect(out.contains("docker-archive:out.tar kiln-test/progress:v1 sha256:"), "\(out.debugDescription)")
 
-        // A rebuild from the cache counts the layer taken from it.
-        let again = try Self.onTerminal("\(Self.quoted(kilnPath)) build \(Self.quoted(spec)) -o again.tar --cache-dir cache", cwd: dir.path)
-        #expect(Self.frames(again).contains { $0.contains("1 cached") }, "\(again.debugDescription)")
+        // A rebuild takes the layer from the cache, and says so at debug level.
+        let again = try kiln(["--log-level", "debug", "build", spec, "-o", dir.path + "/again.tar", "--cache-dir", dir.path + "/cache"])
+        #expect(again.stderr.contains("kiln: debug: cache: plan cache hit "), "\(again.stderr)")
     }
 
     @Test(.enabled(if: hasScript, "needs script(1) (util-linux)"))

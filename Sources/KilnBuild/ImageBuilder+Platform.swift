@@ -17,9 +17,8 @@ extension ImageBuilder {
     /// closure's program or a single-file source.
     func platformHostPath(_ item: ContentItem, prefix: String) throws -> String {
         guard let platform = spec.buildPlatform, item.kind == .source || item.kind == .closure else { return item.path }
-        let projectFile = item.kind == .source && spec.directory != "/" && item.path.hasPrefix(spec.directory + "/")
         var path = item.path
-        if !projectFile {
+        if !isProjectFile(item) {
             if let root = try sysrootDirectory(platform) {
                 let canonical: String
                 do { canonical = try PathWalker(prefix: root).walk(item.path, followFinal: true).canonical } catch let e as PathWalker.Failure {
@@ -36,6 +35,19 @@ extension ImageBuilder {
             throw BuildError("\(prefix): \(item.path) \(why)")
         }
         return path
+    }
+
+    /// Whether a content item is read from the platform's sysroot: the plan cache, which
+    /// fingerprints the paths as written, then does not vouch for the plan.
+    var readsSysroot: Bool {
+        guard spec.buildSysroot != nil else { return false }
+        return spec.contents.contains { ($0.kind == .closure || $0.kind == .source) && !isProjectFile($0) }
+    }
+
+    /// A `source:` item inside the spec's directory: the project's own file, the same for
+    /// every platform (never looked up in a sysroot).
+    func isProjectFile(_ item: ContentItem) -> Bool {
+        item.kind == .source && spec.directory != "/" && item.path.hasPrefix(spec.directory + "/")
     }
 
     /// The closure resolver for this build's platform: inside its sysroot, else the host's.

@@ -48,7 +48,7 @@ public struct ImageBuilder {
         let base = try self.base ?? BaseImage.load(spec: spec, staging: staging)
         try checkBasePlatform(base)
         // Nothing changed since a plan made before: its layers, with no tree built.
-        let planKey = try planCacheKey(base: base, created: created, mtime: mtime)
+        let planKey = readsSysroot ? nil : try planCacheKey(base: base, created: created, mtime: mtime)
         if let planKey, let hit = cachedPlan(planKey) {
             notice("nothing the contents name changed since the last build of this spec: \(hit.layers.count) layer\(hit.layers.count == 1 ? "" : "s") from the cache, unplanned")
             return try finishPlan(contentLayers: hit.layers, pkg: nil, hasContents: hit.hasContents, closureFiles: [:],

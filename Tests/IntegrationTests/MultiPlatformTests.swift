@@ -285,6 +285,34 @@ struct MultiPlatformTests {
         }
     }
 
+    @Test func eachPlatformTakesItsOwnSysrootsFilesAlsoFromTheCache() throws {
+        for arch in ["amd64", "arm64"] {
+            try work.write("root-\(arch)/etc/marker", "for \(arch)\n")
+        }
+        try work.write("image.yaml", """
+            name: t/x
+            tag: v1
+            platforms: [linux/amd64, linux/arm64/v8]
+            sysroots: {linux/amd64: root-amd64, linux/arm64/v8: root-arm64}
+            contents:
+              - source: /etc/marker
+                target: /etc/marker
+            """)
+        var layers: [[String]] = []
+        for i in 0..<2 {
+            try kiln(["build", work.path + "/image.yaml", "--format", "oci", "-o", work.path + "/out\(i)", "--cache-dir", work.path + "/cache"])
+            layers.append(try ["amd64", "arm64"].map { arch in
+                try (json(run("skopeo", ["inspect", "--override-arch", arch, "oci:\(work.path)/out\(i):v1"]).stdout)["Layers"] as! [String])[0]
+            })
+        }
+        #expect(layers[0][0] != layers[0][1])
+        #expect(layers[1] == layers[0])
+        let one = work.path + "/arm"
+        try run("skopeo", ["copy", "-q", "--override-arch", "arm64", "oci:\(work.path)/out1:v1", "oci:\(one):v1"])
+        try run("umoci", ["unpack", "--image", one + ":v1", work.path + "/fs"])
+        #expect(try String(contentsOfFile: work.path + "/fs/rootfs/etc/marker", encoding: .utf8) == "for arm64\n")
+    }
+
     @Test func platformUsageErrors() throws {
         let twice = try build("name: t/x\nplatforms: [linux/amd64, linux/arm64/v8]\n", [])
         #expect(twice.status == 64)

@@ -56,17 +56,14 @@ public final class TerminalScreen: Sendable {
         }
     }
 
-    /// Leaves `section`'s lines on the screen as they are, as ordinary output: they are
-    /// no longer redrawn nor erased.
+    /// Leaves the live lines on the screen as they are, as ordinary output, and forgets
+    /// `section`: nothing is written, as the cursor may no longer be below the lines
+    /// (a result printed on stdout, the same terminal, since the last redraw).
+    /// Other sections are drawn afresh below at their next update.
     public func keep(_ section: String) {
         state.withLock { s in
-            guard let i = s.sections.firstIndex(where: { $0.name == section }) else { return }
-            // Redraw the others below this one, which becomes part of the output above.
-            let kept = s.sections[i].lines
-            s.sections.remove(at: i)
-            var out = erase(&s)
-            for line in kept { out += "\r\u{1B}[2K" + line + "\n" }
-            emit(out + draw(&s))
+            s.sections.removeAll { $0.name == section }
+            s.drawn = 0
         }
     }
 

@@ -20,6 +20,7 @@ extension FileTree {
         let root = FileTree.normalize(imagePath)
         do {
             while let h = try tar.next() {
+                ProgressBoard.shared.planned()
                 var name = h.name
                 while name.hasPrefix("/") { name.removeFirst() }
                 if FileTree.escapesRoot(name) {

@@ -53,6 +53,7 @@ extension FileTree {
         }
         do {
             while let h = try tar.next() {
+                ProgressBoard.shared.planned()
                 let (rel, dest) = try place(h.name)
                 if rel.isEmpty { listed.append("/."); continue }
                 listed.append("/" + rel)

@@ -34,6 +34,7 @@ struct Kiln: AsyncParsableCommand {
         do {
             var command = try parseAsRoot()
             if let build = command as? Build { progress = BuildProgress.start(json: build.json) }
+            if command is Lock { progress = BuildProgress.start(json: false) }
             if var command = command as? AsyncParsableCommand {
                 try await command.run()
             } else {

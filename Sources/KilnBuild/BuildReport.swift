@@ -11,6 +11,9 @@ public struct BuildReport {
     public var satisfiedByInstalled: [String]
     /// The files of each `closure:` item (by index in `contents`), at their host paths.
     public var closureFiles: [Int: [String]] = [:]
+    /// What each layer of `image` holds, bottom to top, for the provenance document
+    /// (Provenance+Build.swift); nil when the build could not tell.
+    public var layerProvenance: [Provenance.Layer]?
 
     public struct Package: Sendable {
         public var package: FetchedPackage

@@ -30,6 +30,9 @@ extension ImageBuilder {
         }
         var layers: [Layer]
         var hasContents: Bool
+        /// The content layers' provenance, so a build from the plan describes its layers
+        /// as the cold build did (a record without it is a miss).
+        var provenance: [Provenance.Layer]?
     }
 
     /// The plan cache key, or nil when the spec's plan cannot be vouched for by a stat walk.
@@ -67,9 +70,10 @@ extension ImageBuilder {
     }
 
     /// The layers of a plan made before, when its record and every blob are still there.
-    func cachedPlan(_ key: String) -> (layers: [LayerInput], hasContents: Bool)? {
-        guard let cache, let bytes = try? FileReader(path: Self.planPath(cache, key)).readAll(limit: 16 << 20),
-              let record = try? CanonicalJSON.decode(PlanRecord.self, from: bytes, what: key) else { return nil }
+    func cachedPlan(_ key: String) -> (layers: [LayerInput], hasContents: Bool, provenance: [Provenance.Layer])? {
+        guard let cache, let bytes = try? FileReader(path: Self.planPath(cache, key)).readAll(limit: 64 << 20),
+              let record = try? CanonicalJSON.decode(PlanRecord.self, from: bytes, what: key),
+              let provenance = record.provenance else { return nil }
         var layers: [LayerInput] = []
         for l in record.layers {
             let blob = cache.blobPath(l.descriptor.digest)
@@ -80,18 +84,18 @@ extension ImageBuilder {
         // Touched, so `cache prune` keeps what is in use.
         utimes(Self.planPath(cache, key), nil)
         LayerCache.notePlanHit(key, layers: layers.count)
-        return (layers, record.hasContents)
+        return (layers, record.hasContents, provenance)
     }
 
     /// Records the plan's layers when every one of them is in the layer cache.
-    func storePlan(_ key: String, layers: [LayerInput], hasContents: Bool) {
+    func storePlan(_ key: String, layers: [LayerInput], hasContents: Bool, provenance: [Provenance.Layer]) {
         guard let cache else { return }
         var out: [PlanRecord.Layer] = []
         for input in layers {
             guard case .stored(let stored) = input, let c = stored as? CachedLayer else { return }
             out.append(PlanRecord.Layer(descriptor: c.descriptor, diffID: c.diffID, tarsum: c.tarsum))
         }
-        guard let bytes = try? CanonicalJSON.encode(PlanRecord(layers: out, hasContents: hasContents)) else { return }
+        guard let bytes = try? CanonicalJSON.encode(PlanRecord(layers: out, hasContents: hasContents, provenance: provenance)) else { return }
         try? FileSystem.makeDirectories(cache.root + "/plans")
         // A plan that cannot be kept is only a slower next build.
         try? FileSystem.writeAtomically(bytes, to: Self.planPath(cache, key))

@@ -52,6 +52,7 @@ public struct ImageBuilder {
         if let planKey, let hit = cachedPlan(planKey) {
             notice("nothing the contents name changed since the last build of this spec: \(hit.layers.count) layer\(hit.layers.count == 1 ? "" : "s") from the cache, unplanned")
             return try finishPlan(contentLayers: hit.layers, pkg: nil, hasContents: hit.hasContents, closureFiles: [:],
+                                  contentProvenance: hit.provenance,
                                   base: base, created: created, mtime: mtime)
         }
         let baseRoot = try baseFiles(base)
@@ -138,14 +139,17 @@ public struct ImageBuilder {
         // With packages, an empty contents layer is left out.
         if pkg != nil, tree.paths.isEmpty { split = [] }
         let contentLayers = try split.map { try layerInput(try TreeLayer(tree: $0, mtime: mtime.epoch)) }
-        if let planKey { storePlan(planKey, layers: contentLayers, hasContents: !tree.paths.isEmpty) }
+        let contentProvenance = Self.contentProvenance(split, provenance: provenance, spec: spec)
+        if let planKey { storePlan(planKey, layers: contentLayers, hasContents: !tree.paths.isEmpty, provenance: contentProvenance) }
         return try finishPlan(contentLayers: contentLayers, pkg: pkg, hasContents: !tree.paths.isEmpty, closureFiles: closureFiles,
+                              contentProvenance: contentProvenance,
                               base: base, created: created, mtime: mtime)
     }
 
     /// The image from its content layers (and package layers): history, config, then the
     /// base's layers in front and the runAsRoot layer after (`assemble`).
     private func finishPlan(contentLayers: [LayerInput], pkg: PackageLayers?, hasContents: Bool, closureFiles: [Int: [String]],
+                            contentProvenance: [Provenance.Layer]? = nil,
                             base: BaseImage?, created: (epoch: Int64, text: String),
                             mtime: (epoch: Int64, text: String)) throws -> BuildReport {
         var contentLayers = contentLayers
@@ -173,9 +177,11 @@ public struct ImageBuilder {
                                               layers: contentLayers),
                                  hasContents: hasContents, base: base, created: created.text,
                                  createdEpoch: created.epoch, mtime: mtime.epoch)
-        return BuildReport(spec: spec, image: image, base: base, packages: pkg?.unpacked.map {
+        var report = BuildReport(spec: spec, image: image, base: base, packages: pkg?.unpacked.map {
             BuildReport.Package(package: $0.package, files: $0.files, bytes: $0.bytes, license: $0.license)
         } ?? [], satisfiedByInstalled: packages?.satisfiedByInstalled ?? [], closureFiles: closureFiles)
+        report.layerProvenance = layerProvenance(image: image, base: base, pkg: pkg, content: contentProvenance)
+        return report
     }
 
     /// The script run as root: the spec's `runAsRoot`, after `dpkg --configure -a` when

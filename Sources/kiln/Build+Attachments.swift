@@ -32,6 +32,8 @@ extension Build {
         }
         // --attach-sbom: the SBOMs beside their images (AttachOptions.swift).
         try await attachSBOMs(built, destination: destination)
+        // Provenance: `--provenance PATH`, and attached beside the images (ProvenanceOptions.swift).
+        try await writeProvenance(built, destination: destination)
     }
 
     /// `image.spdx.json` for linux/arm64/v8 is `image.linux-arm64-v8.spdx.json`: the

@@ -79,11 +79,14 @@ struct Build: AsyncParsableCommand {
 
     @OptionGroup var attach: AttachOptions
 
+    @OptionGroup var provenance: ProvenanceOptions
+
     func validate() throws {
         if let push {
             do { _ = try RegistryReference(parsing: push) } catch { throw ValidationError("--push: \(error)") }
         }
         try attach.check(push: push, format: format, stream: stream)
+        try provenance.check(push: push, format: format, stream: stream)
         if stream, output != nil || format != .dockerArchive {
             throw ValidationError("--stream writes a docker-archive to stdout; it takes no -o or --format")
         }

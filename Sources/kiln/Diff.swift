@@ -16,8 +16,8 @@ struct Diff: AsyncParsableCommand {
             Packages are compared from each image's dpkg status.
 
             Exit status, as diff(1) and cmp(1): 0 when the images are identical, 1 when they differ, \
-            2 when they cannot be compared (an image that cannot be read) — the one exception to \
-            Kiln's exit codes. Usage errors are 64 as everywhere.
+            2 when they cannot be compared (an image that cannot be read, or images of two \
+            platforms without --platform) — the one exception to Kiln's exit codes. Usage errors are 64 as everywhere.
 
             Example: kiln diff oci:app:1.0 docker://127.0.0.1:5000/app:1.1
             """)
@@ -31,7 +31,7 @@ struct Diff: AsyncParsableCommand {
     @Flag(help: "Print the differences as JSON on stdout.")
     var json = false
 
-    @Option(help: "The platform to pick from an index: OS/ARCH[/VARIANT].")
+    @Option(help: "The platform to pick from an index: OS/ARCH[/VARIANT]. Two images of different platforms are compared only when it is given.")
     var platform: String?
 
     @OptionGroup var registry: RegistryFlags
@@ -71,6 +71,10 @@ struct Diff: AsyncParsableCommand {
                                                              maxLayerSize: maxLayerSize)
         defer { right.removeSpool() }
         let (ia, ib) = (left.image, right.image)
+        // Images of two platforms differ in every binary: said, not listed, unless asked.
+        if self.platform == nil, ia.config.platform != ib.config.platform {
+            throw ImageError.invalid("\(a) is \(ia.config.platform) and \(b) is \(ib.config.platform): images of different platforms (pass --platform to compare them anyway)")
+        }
         return try await OwnThread.run("kiln-diff") {
             let scratch = NSTemporaryDirectory() + "kiln-diff-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             try FileSystem.makeDirectories(scratch)

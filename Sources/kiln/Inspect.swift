@@ -28,6 +28,8 @@ struct Inspect: AsyncParsableCommand {
 
     @OptionGroup var registry: RegistryFlags
 
+    @OptionGroup var fileListing: FileListingOptions
+
     struct LayerInfo: Codable {
         var digest: Digest
         var diffID: Digest
@@ -53,6 +55,7 @@ struct Inspect: AsyncParsableCommand {
         try await reportingErrors {
             let ref = try ImageLocation(parsing: image)
             let platform = try self.platform.map { $0 == "host" ? .host : try PlatformSelection.parse($0) } ?? .host
+            if fileListing.files { return try await listFiles(ref, options: try registry.options(json: true), platform: platform, listing: fileListing, json: json) }
             let options = try registry.options(json: true)
             if self.platform == nil, let index = try await ref.openIndex(options: options) {
                 try showIndex(index, of: ref)

@@ -17,7 +17,7 @@ struct Kiln: AsyncParsableCommand {
             oci-archive:PATH[:TAG], and docker://HOST/REPO[:TAG] (or @sha256:DIGEST) for a registry.
             Exit status: 0 on success, 1 when the operation failed, 64 for a usage error.
             """,
-        subcommands: [Build.self, Lock.self, Copy.self, Attach.self, Referrers.self, Inspect.self, Diff.self, Pull.self, Push.self, Login.self, Logout.self, Export.self, Merge.self, CacheCommand.self, TarsumCommand.self])
+        subcommands: [Build.self, Lock.self, Copy.self, Attach.self, Referrers.self, Inspect.self, Diff.self, Report.self, Pull.self, Push.self, Login.self, Logout.self, Export.self, Merge.self, CacheCommand.self, TarsumCommand.self])
 
     /// `--quiet` and `--log-level`, for every command (see `GlobalOptions`).
     @OptionGroup var global: GlobalOptions

@@ -117,4 +117,23 @@ import Testing
         let usage = try kiln(["diff", "nonsense", "oci:\(dir.path)/l1:v1"], check: false)
         #expect(usage.status == 64, "\(usage)")
     }
+    /// Images of two platforms are not compared file by file: exit 2 with one line saying
+    /// so, unless `--platform` asks for it (then they differ: exit 1).
+    @Test func differentPlatformsSaySoUnlessAsked() throws {
+        let dir = try TempDir()
+        let (v1, _) = try Self.versions(dir)
+        try kiln(["build", v1, "--format", "oci", "-o", dir.path + "/amd"])
+        let spec = try String(contentsOfFile: v1, encoding: .utf8)
+        try dir.write("arm.yaml", spec.replacingOccurrences(of: "tag: v1", with: "tag: v1\narchitecture: s390x"))
+        try kiln(["build", dir.path + "/arm.yaml", "--format", "oci", "-o", dir.path + "/arm"])
+        let r = try kiln(["diff", "oci:\(dir.path)/amd:v1", "oci:\(dir.path)/arm:v1"], check: false)
+        #expect(r.status == 2, "\(r)")
+        #expect(r.stderr.hasPrefix("kiln: error: ") && r.stderr.contains("linux/s390x")
+                && r.stderr.contains("different platforms") && r.stderr.split(separator: "\n").count == 1, "\(r)")
+        #expect(r.stdout.isEmpty)
+        let anyway = try kiln(["diff", "oci:\(dir.path)/amd:v1", "oci:\(dir.path)/arm:v1", "--platform", "linux/s390x", "--json"], check: false)
+        #expect(anyway.status == 1, "\(anyway)")
+        let d = try parseJSON(anyway.stdout) as! [String: Any]
+        #expect((d["config"] as! [[String: Any]]).contains { $0["field"] as? String == "architecture" })
+    }
 }

@@ -5,6 +5,8 @@ let package = Package(
     name: "Kiln",
     products: [
         .executable(name: "kiln", targets: ["kiln"]),
+        // `swift package build-image` (Plugins/BuildImage): images of a package's products with Kiln.
+        .plugin(name: "BuildImage", targets: ["BuildImage"]),
         .library(name: "KilnOCI", targets: ["KilnOCI"]),
         .library(name: "KilnArchive", targets: ["KilnArchive"]),
         .library(name: "KilnImage", targets: ["KilnImage"]),
@@ -60,6 +62,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .plugin(name: "BuildImage",
+                capability: .command(
+                    intent: .custom(verb: "build-image", description: "Build a container image of a product with Kiln"),
+                    permissions: [
+                        .writeToPackageDirectory(reason: "Kiln writes the image file (-o, default NAME.tar) in the package directory"),
+                        .allowNetworkConnections(scope: .all(), reason: "Kiln pushes the image to --repository and pulls the --from base"),
+                    ]),
+                dependencies: ["kiln"]),
 
         .testTarget(name: "KilnOCITests", dependencies: ["KilnOCI"]),
         .testTarget(name: "KilnArchiveTests", dependencies: ["KilnArchive"]),

@@ -22,12 +22,13 @@ public struct SwiftProductSpec: Sendable, Hashable {
     /// Where the executable goes when the item names no `target`.
     public var defaultTarget: String { "/usr/local/bin/\(product)" }
 
-    /// The environment variables the SwiftPM plugin (Plugins/BuildImage) sets: while
-    /// `swift package` runs a command plugin it holds the lock of the package's `.build`,
-    /// and a `swift build` there would wait for it forever; so items whose package is
-    /// `lockedPackageVariable` build in `scratchPathVariable` (`--scratch-path`) instead.
+    /// The environment variable the SwiftPM plugin (Plugins/BuildImage) sets to its
+    /// package's directory: while `swift package` runs a command plugin it holds the lock
+    /// of the package's `.build`, and a `swift build` there would wait for it forever. The
+    /// outer process does nothing with `.build` until the plugin ends, so an item of that
+    /// package builds with `--ignore-lock`, in the same `.build` as the developer's own
+    /// release builds (incremental, its dependencies already checked out).
     public static let lockedPackageVariable = "KILN_SWIFT_LOCKED_PACKAGE"
-    public static let scratchPathVariable = "KILN_SWIFT_SCRATCH_PATH"
 }
 
 /// `swift:` items. The product is built with `swift build -c release --product PRODUCT
@@ -92,10 +93,9 @@ extension ImageBuilder {
     static func buildSwiftProduct(_ swift: SwiftProductSpec, package: String, staging: Staging) throws -> BuiltSwiftProduct {
         guard let tool = findOnPath("swift") else { throw BuildError("swift: no `swift` on PATH") }
         var common = ["-c", "release", "--package-path", package]
-        let env = ProcessInfo.processInfo.environment
-        if let locked = env[SwiftProductSpec.lockedPackageVariable], let scratch = env[SwiftProductSpec.scratchPathVariable],
-           !locked.isEmpty, !scratch.isEmpty, realPath(locked) == realPath(package) {
-            common += ["--scratch-path", scratch]
+        if let locked = ProcessInfo.processInfo.environment[SwiftProductSpec.lockedPackageVariable], !locked.isEmpty,
+           realPath(locked) == realPath(package) {
+            common.append("--ignore-lock")
         }
         var build = ["build"] + common + ["--product", swift.product]
         if swift.staticStdlib { build.append("--static-swift-stdlib") }

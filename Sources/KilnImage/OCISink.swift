@@ -30,6 +30,7 @@ public struct OCISink: ImageSink {
 
     /// Runs `body`, then commits the store; on any error, undoes everything put.
     func transaction<T>(_ body: () throws -> T) throws -> T {
+        ProgressBoard.shared.phase("writing")
         do {
             let result = try body()
             try store.commit()

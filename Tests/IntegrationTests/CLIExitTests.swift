@@ -14,7 +14,7 @@ import Testing
             (["build", "--locked", spec, "-o", dir.path + "/x"], "--locked: the spec has no packages"),
             (["tarsum", "--version", "2", spec], "--version must be 0 or 1"),
             (["cache", "prune", "--older-than", "soon", "--cache-dir", dir.path + "/cache"], "--older-than takes a number and a unit"),
-            (["copy", "--all", "oci:\(dir.path)/a:v1", "oci:\(dir.path)/b:v1"], "--all copies between registries only"),
+            (["copy", "--all", "oci:\(dir.path)/a:v1", "docker-archive:\(dir.path)/b.tar"], "a docker-archive holds one platform"),
             (["login", "127.0.0.1:1", "--password-stdin"], "give the user name with -u"),
             (["login", "127.0.0.1:1", "-u", "alice"], "give the password with --password-stdin"),
             (["build", "--no-such-flag", spec], "Unknown option '--no-such-flag'"),

@@ -83,8 +83,8 @@ public final class BaseImage {
 
     /// An OCI layout's image `tag`, for the spec's platform when the layout holds an index.
     private static func layoutSource(_ files: any LayoutFiles, tag: String?, spec: Spec, what: String) throws -> any ImageSource {
-        if let narrowed = try selectingPlatform(files, tag: tag, platform: wantedPlatform(spec), what: what) {
-            return OCILayoutSource(blobs: narrowed, tag: nil, what: what)
+        if let manifest = try platformManifest(files, tag: tag, platform: wantedPlatform(spec), what: what) {
+            return OCILayoutSource(blobs: files, tag: tag, what: what, manifest: manifest)
         }
         return OCILayoutSource(blobs: files, tag: tag, what: what)
     }

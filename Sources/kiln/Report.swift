@@ -61,9 +61,10 @@ struct Report: AsyncParsableCommand {
             let opened = try await location.open(options: options, platform: selection, fetchLayers: true, maxLayerSize: maxLayerSize)
             defer { opened.removeSpool() }
             let document = try await provenanceDocument(explicit: provenance, location: location, image: opened.image, options: options)
-            let packages = try sbom.map { path in
+            var packages = try sbom.map { path in
                 try ImageReport.packages(fromSBOM: try FileReader(path: path).readAll(limit: 256 << 20), what: path)
             } ?? []
+            if sbom == nil { packages = try await attachedSBOMPackages(location: location, image: opened.image, options: options) }
             let (img, reference, out) = (opened.image, location.description, output)
             let size = try await OwnThread.run("kiln-report") {
                 let report = try ImageReport(image: img, reference: reference, provenance: document, packages: packages,
@@ -84,4 +85,20 @@ func checkOutputPath(_ path: String, what: String) throws {
     if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
         throw ImageError.invalid("\(what) \(path): is a directory (give the path of a file)")
     }
+}
+
+/// The packages of the SPDX SBOM attached beside `image` (`kiln build --attach-sbom`,
+/// `kiln attach`), if any; none for a docker-archive or a registry that lists no referrers.
+func attachedSBOMPackages(location: ImageLocation, image: SourceImage, options: RegistryOptions) async throws -> [ImageReport.Package] {
+    let spdx = "application/spdx+json"
+    if case .local(.dockerArchive) = location { return [] }
+    guard let found = try? await location.referrers(of: image.manifestDigest, artifactType: spdx, options: options) else { return [] }
+    for d in found.reversed() {
+        let manifest = try CanonicalJSON.decode(Manifest.self, from: try await location.fetchManifest(d, options: options),
+                                                what: "\(location): referrer \(d.digest)")
+        guard let layer = manifest.layers.first(where: { $0.mediaType == spdx }) else { continue }
+        let bytes = try await location.fetchBlob(layer, options: options, limit: 256 << 20)
+        return try ImageReport.packages(fromSBOM: bytes, what: "\(location): SBOM \(layer.digest)")
+    }
+    return []
 }

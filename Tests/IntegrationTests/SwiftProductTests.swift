@@ -52,9 +52,27 @@ private func podmanRun(_ podman: Podman, _ image: String, _ args: [String] = [])
         let out = try podmanRun(podman, "localhost/kiln-test/swiftapp:v1", ["--flag"])
         #expect(out.stdout == "hello from a Swift resource\n--flag\n")
 
-        // Nothing changed: swift build has nothing to do and the image is the same bytes.
+        // Nothing changed but the build directory's mtimes: swift build has nothing to do
+        // and the image is the same bytes.
+        try sh("touch .build/release/SwiftApp .build/release/SwiftApp_SwiftApp.resources/greeting.txt", cwd: dir.path)
         try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/again.tar"])
         #expect(try dir.bytes("again.tar") == dir.bytes("img.tar"))
+    }
+
+    @Test func eachProductTakesOnlyTheResourceBundlesItUses() throws {
+        let dir = try fixturePackage("SwiftApp", spec: """
+            name: kiln-test/two
+            contents:
+              - swift: SwiftApp
+              - {swift: Other, target: /opt/other/Other}
+            """)
+        try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"])
+        let files = try imageFiles(dir.path + "/img.tar", in: dir)
+        let bundles = files.filter { $0.hasSuffix(".resources/") || $0.hasSuffix(".resources") }.sorted()
+        #expect(bundles == ["opt/other/SwiftApp_Other.resources/", "usr/local/bin/SwiftApp_SwiftApp.resources/"], "\(files)")
+        // The first swift: item gives the Entrypoint.
+        let config = try parseJSON(try run("skopeo", ["inspect", "--config", "docker-archive:\(dir.path)/img.tar"]).stdout) as! [String: Any]
+        #expect((config["config"] as? [String: Any])?["Entrypoint"] as? [String] == ["/usr/local/bin/SwiftApp"])
     }
 
     @Test(.enabled(if: podmanPresent, "needs podman and skopeo"))

@@ -104,4 +104,32 @@ import Testing
             #expect(missing.status == 1 && missing.stderr.contains("linux/s390x") && missing.stderr.contains("linux/arm64/v8"), "\(missing)")
         }
     }
+
+    @Test func copyAllWithReferrersTakesTheIndexesAndEachImagesArtifacts() throws {
+        let reg = try TestRegistry()
+        let env = try KilnEnv()
+        let work = try TempDir()
+        let (_, digests) = try Self.pushIndex(reg, env: env, work: work)
+        let layout = work.path + "/layout"
+        try env.kiln(["copy", "--all", "docker://\(reg.host)/multi/img:both", "oci:\(layout):both", "-q"])
+        try work.write("index-note", "about the index")
+        try work.write("arm-note", "about arm64")
+        // One artifact on the index itself, one on the arm64 image.
+        let onIndex = try parseJSON(try env.kiln(["attach", "oci:\(layout):both", work.path + "/index-note", "--artifact-type", "application/vnd.example.note", "--json"]).stdout) as! [String: Any]
+        let onArm = try parseJSON(try env.kiln(["attach", "oci:\(layout):both", work.path + "/arm-note", "--artifact-type", "application/vnd.example.note",
+                                                "--platform", "linux/arm64", "--json"]).stdout) as! [String: Any]
+        #expect((onArm["subject"] as? [String: Any])?["digest"] as? String == digests["arm64"])
+        let indexNote = (onIndex["artifact"] as! [String: Any])["digest"] as! String
+        let armNote = (onArm["artifact"] as! [String: Any])["digest"] as! String
+        // The layout still holds one tagged index; inspect still lists it.
+        #expect(try env.kiln(["inspect", "oci:\(layout)"]).stdout.contains("Platforms:  2"))
+
+        let dst = "docker://\(reg.host)/copied/img:both"
+        let copied = try env.kiln(["copy", "--all", "--referrers", "oci:\(layout):both", dst])
+        #expect(copied.stderr.components(separatedBy: "copied referrer").count - 1 == 2, "\(copied.stderr)")
+        #expect(try env.kiln(["referrers", dst]).stdout.contains(indexNote))
+        let arm = try env.kiln(["referrers", dst, "--platform", "linux/arm64/v8"]).stdout
+        #expect(arm.contains(armNote) && !arm.contains(indexNote), "\(arm)")
+        #expect(try env.kiln(["referrers", dst, "--platform", "linux/amd64"]).stdout.isEmpty)
+    }
 }

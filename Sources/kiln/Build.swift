@@ -144,7 +144,8 @@ struct Build: AsyncParsableCommand {
             var basePin: Digest?
             for s in specs {
                 let (plan, source) = try await planPlatform(s, staging: staging, cache: cache, pushRef: pushRef,
-                                                            cacheRepo: cacheRepo, lock: lock, basePin: basePin)
+                                                            cacheRepo: cacheRepo, lock: lock, basePin: basePin,
+                                                            noticePrefix: specs.count > 1 ? "\(s.platforms[0]): " : "")
                 if let source {
                     sources.append(source)
                     if basePin == nil { basePin = try source.index?.digest ?? source.image().manifestDigest }
@@ -255,7 +256,8 @@ struct Build: AsyncParsableCommand {
     /// when the build needs them), its packages fetched, its layers planned. Returns the
     /// registry base, whose spool the caller removes after writing the image.
     func planPlatform(_ spec: Spec, staging: Staging, cache: LayerCache?, pushRef: RegistryReference?,
-                      cacheRepo: CacheRepo?, lock: PackageLock?, basePin: Digest? = nil) async throws -> (PlatformPlan, RegistrySource?) {
+                      cacheRepo: CacheRepo?, lock: PackageLock?, basePin: Digest? = nil,
+                      noticePrefix: String = "") async throws -> (PlatformPlan, RegistrySource?) {
         // A registry base is resolved once per build (per platform). Pushing to the base's
         // own registry, a build that reads no base file (nor, for the checks of its
         // contents, a layer whose listing is not cached yet) needs none of its layers:
@@ -280,7 +282,8 @@ struct Build: AsyncParsableCommand {
             let (base, planner) = opened.value
             var builder = ImageBuilder(spec: spec, staging: staging)
             builder.cache = cache
-            builder.notice = notice
+            // With several platforms, the builder's notices say which one they are about.
+            builder.notice = { @Sendable line in notice(noticePrefix + line) }
             builder.base = base
             if let planner {
                 builder.packages = try await planner.fetch(lock: lock, lockPath: packageOptions.lockPath(spec: spec), locked: locked)

@@ -96,7 +96,8 @@ struct MultiPlatformTests {
         try #require(MultiPlatformFixtures.ready, "the sysroots or the test repository could not be made")
         let spec = try MultiPlatformFixtures.spec(in: work)
         try kiln(["lock", spec, "--cache-dir", work.path + "/cache"])
-        try kiln(["build", spec, "--locked", "--format", "oci", "-o", work.path + "/out", "--cache-dir", work.path + "/cache"])
+        try kiln(["build", spec, "--locked", "--format", "oci", "-o", work.path + "/out", "--cache-dir", work.path + "/cache",
+                  "--sbom", work.path + "/image.spdx.json"])
         return (spec, work.path + "/out")
     }
 
@@ -132,6 +133,14 @@ struct MultiPlatformTests {
         #expect(try run("readelf", ["-h", amdRoot + "/bin/busybox"]).stdout.contains("X86-64"))
         #expect(try String(contentsOfFile: amdRoot + "/usr/share/kiln-arch/amd64", encoding: .utf8) == "built for amd64\n")
         #expect(try run(amdRoot + "/bin/busybox", ["echo", "ok"]).stdout == "ok\n")
+
+        // One SBOM per platform, each of its own image.
+        let digests = (try json(raw)["manifests"] as! [[String: Any]]).map { $0["digest"] as! String }
+        for (suffix, digest) in zip(["linux-amd64", "linux-arm64-v8"], digests) {
+            let sbom = try String(contentsOfFile: work.path + "/image.\(suffix).spdx.json", encoding: .utf8)
+            #expect(sbom.contains(String(digest.dropFirst("sha256:".count))), "\(suffix)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: work.path + "/image.spdx.json"))
 
         // Built again with another cache: the same index, to the byte.
         try kiln(["build", spec, "--locked", "--format", "oci", "-o", work.path + "/again", "--cache-dir", work.path + "/cache2"])

@@ -69,11 +69,7 @@ extension ImageBuilder {
     static func provenanceItem(_ item: ContentItem, index: Int, spec: Spec) -> Provenance.Item {
         // The kind's case name (directory, source, archive, closure…), any payload left out.
         let kind = String(String(describing: item.kind).prefix { $0 != "(" })
-        // The spec's directory as the parser resolved the items' paths against it.
-        var abs = spec.path
-        if !abs.hasPrefix("/") { abs = FileManager.default.currentDirectoryPath + "/" + abs }
-        abs = SpecPaths.clean(abs)
-        let specDir = abs.lastIndex(of: "/").map { String(abs[..<$0]) } ?? ""
+        let specDir = specDirectory(spec)
         var path = item.path
         if path == specDir || (specDir.isEmpty && path == "/") {
             path = "."
@@ -83,6 +79,29 @@ extension ImageBuilder {
         let file = item.location.file.split(separator: "/").last.map(String.init) ?? item.location.file
         return Provenance.Item(index: index, kind: kind, path: path, target: item.target,
                                location: "\(file):\(item.location.line)", files: 0, bytes: 0)
+    }
+
+    /// The spec's directory as the parser resolved the items' paths against it ("" for `/`).
+    static func specDirectory(_ spec: Spec) -> String {
+        var abs = spec.path
+        if !abs.hasPrefix("/") { abs = FileManager.default.currentDirectoryPath + "/" + abs }
+        abs = SpecPaths.clean(abs)
+        return abs.lastIndex(of: "/").map { String(abs[..<$0]) } ?? ""
+    }
+
+    /// A local base (`oci:/abs/dir:tag`) named relative to the spec's directory
+    /// (`oci:../dir:tag`), as the spec names it; a registry reference as it is.
+    static func provenanceBase(_ reference: String, spec: Spec) -> String {
+        guard let colon = reference.firstIndex(of: ":"),
+              ["oci", "oci-archive", "docker-archive"].contains(String(reference[..<colon])) else { return reference }
+        let rest = reference[reference.index(after: colon)...]
+        guard rest.hasPrefix("/") else { return reference }
+        let from = specDirectory(spec).split(separator: "/")
+        let to = rest.split(separator: "/")
+        var common = 0
+        while common < from.count, common < to.count - 1, from[common] == to[common] { common += 1 }
+        let up = Array(repeating: "..", count: from.count - common)
+        return reference[...colon] + (up + to[common...].map(String.init)).joined(separator: "/")
     }
 
     /// Every layer of the assembled image, bottom to top: the base's, the packages' and
@@ -113,7 +132,8 @@ extension ImageBuilder {
             new.append(Provenance.Layer(source: .generated, files: files, bytes: bytes))
         }
         new += content
-        let baseLayers = (base?.image.layers ?? []).map { _ in Provenance.Layer(source: .base, base: base?.reference) }
+        let baseName = base.map { Self.provenanceBase($0.reference, spec: spec) }
+        let baseLayers = (base?.image.layers ?? []).map { _ in Provenance.Layer(source: .base, base: baseName) }
         let runAsRoot = runAsRootScript == nil ? [] : [Provenance.Layer(source: .runAsRoot)]
         // `assemble` leaves the new layers out on a base when they hold nothing.
         if image.layers.count == baseLayers.count + new.count + runAsRoot.count {

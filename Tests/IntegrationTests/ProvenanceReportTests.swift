@@ -181,6 +181,12 @@ func writeTwoItems(_ dir: TempDir) throws -> String {
         #expect(json.contains { $0["path"] as? String == "/share/notes.txt" && $0["origin"] as? String == "contents[0] directory app" && $0["size"] as? Int == 120000 })
         let plain = try kiln(["inspect", "--files", image])
         #expect(plain.stdout.contains("/bin/tool  [layer "), "\(plain.stdout)")
+        // On a base: its layers are the base's, named as the spec names it.
+        try dir.write("top/hello", "hi\n")
+        try dir.write("based.yaml", "name: kiln-test/based\ncreated: 2024-01-01T00:00:00Z\nfromImage: docker-archive:img.tar\ncontents: [top]\n")
+        try kiln(["build", dir.path + "/based.yaml", "-o", dir.path + "/based.tar", "--provenance", dir.path + "/based.json"])
+        let based = try kiln(["inspect", "--files", "docker-archive:" + dir.path + "/based.tar", "--provenance", dir.path + "/based.json"]).stdout
+        #expect(based.contains("/bin/tool  [base docker-archive:img.tar]") && based.contains("/hello  [contents[0] directory top]"), "\(based)")
         // Another image's document is refused, in one line.
         try dir.write("other.yaml", "name: kiln-test/other\ncreated: 2024-01-01T00:00:00Z\ncontents: [app]\nconfig: {Env: [X=1]}\n")
         try dir.write("app/extra", "x\n")

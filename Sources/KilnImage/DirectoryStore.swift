@@ -164,6 +164,10 @@ public final class DirectoryStore: LayoutStore {
         isNew ? nil : readSmallFile(path + "/" + name)
     }
 
+    public func hasExisting(_ name: String) -> Bool {
+        !isNew && exists(path + "/" + name)
+    }
+
     public func commit() throws {
         if isNew {
             guard rename(work, path) == 0 else {

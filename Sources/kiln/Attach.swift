@@ -62,7 +62,9 @@ struct Attach: AsyncParsableCommand {
     @OptionGroup var registry: RegistryFlags
 
     func validate() throws {
-        try usageChecked { try ImageLocation(parsing: image) }
+        if case .local(.dockerArchive) = try usageChecked({ try ImageLocation(parsing: image) }) {
+            throw ValidationError("attach: a docker-archive holds no artifacts; use an OCI layout (oci:, oci-archive:) or a registry")
+        }
         guard MediaTypeGrammar.isValid(artifactType) else {
             throw ValidationError("--artifact-type \"\(artifactType)\" is not a media type (type/subtype, as application/spdx+json)")
         }

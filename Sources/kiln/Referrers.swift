@@ -36,7 +36,9 @@ struct Referrers: AsyncParsableCommand {
     }
 
     func validate() throws {
-        try usageChecked { try ImageLocation(parsing: image) }
+        if case .local(.dockerArchive) = try usageChecked({ try ImageLocation(parsing: image) }) {
+            throw ValidationError("referrers: a docker-archive holds no artifacts; use an OCI layout (oci:, oci-archive:) or a registry")
+        }
         if let artifactType, !MediaTypeGrammar.isValid(artifactType) {
             throw ValidationError("--artifact-type \"\(artifactType)\" is not a media type (type/subtype)")
         }

@@ -152,6 +152,8 @@ import Testing
             (["attach", "oci:\(work.path)/nolayout", work.path + "/f", "--artifact-type", "a/b"], 1, "nolayout"),
             (["attach", "docker://\(reg.host)/art/none@\(missing)", work.path + "/f", "--artifact-type", "a/b"], 1, "names no manifest to refer to"),
             (["referrers", "oci:\(layout):v1", "--artifact-type", "nope"], 64, "is not a media type"),
+            (["attach", "docker-archive:\(work.path)/x.tar", work.path + "/f", "--artifact-type", "a/b"], 64, "holds no artifacts"),
+            (["referrers", "docker-archive:\(work.path)/x.tar"], 64, "holds no artifacts"),
             (["build", spec, "--attach-sbom", "-o", work.path + "/x.tar"], 64, "--attach-sbom"),
             (["copy", "--referrers", "oci:\(layout):v1", "docker-archive:\(work.path)/x.tar"], 64, "holds no artifacts"),
         ]

@@ -10,7 +10,7 @@ struct FileListingOptions: ParsableArguments {
     @Flag(help: "List the image's files with size, layer (its digest's first 12 hex digits) and origin (the spec item or package, from the provenance).")
     var files = false
 
-    @Option(help: "With --files: the image's provenance document (default: the one attached beside it, if any).")
+    @Option(help: ArgumentHelp("With --files: the image's provenance document (default: the one attached beside it, if any).", valueName: "path"))
     var provenance: String?
 
     func validate() throws {

@@ -13,7 +13,7 @@ import KilnRegistry
 /// bytes would change with it, and a registry without the referrers API gets a
 /// `sha256-<hex>` tag — the same terms as `--attach-sbom`.
 struct ProvenanceOptions: ParsableArguments {
-    @Option(name: .customLong("provenance"), help: "Write the image's provenance document (which spec items, packages or base layers each layer holds, with file counts and bytes) to this file; with several platforms, one file each (the platform before the extension).")
+    @Option(name: .customLong("provenance"), help: ArgumentHelp("Write the image's provenance document (which spec items, packages or base layers each layer holds, with file counts and bytes) to this file; with several platforms, one file each (the platform before the extension).", valueName: "path"))
     var path: String?
 
     @Flag(help: "Attach each image's provenance document beside it as an OCI artifact referring to its manifest (application/vnd.kiln.provenance.v1+json); with --push or --format oci/oci-archive. `kiln inspect --files` and `kiln report` read it from there.")

@@ -19,9 +19,10 @@ struct Report: AsyncParsableCommand {
             from Kiln's provenance document: attached beside the image, or --provenance PATH), \
             then by directory; the largest files; the bytes shipped for nothing (files a later \
             layer overwrites or deletes, identical files in several layers); the packages with \
-            their versions and licences (from --sbom, SPDX or CycloneDX JSON, else the \
-            provenance); and the config. Small files are gathered per directory, so images of \
-            100k files give a page of a few hundred kB. The same image gives the same bytes.
+            their versions and licences (from --sbom, SPDX or CycloneDX JSON, else an \
+            SPDX SBOM attached beside the image, else the provenance); and the config. Small \
+            files are gathered per directory, so images of 100k files give a page of a few \
+            hundred kB. The same image gives the same bytes.
 
             Example: kiln report oci:build/app:1.0 -o app-report.html
             """)
@@ -32,10 +33,10 @@ struct Report: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The HTML file to write.")
     var output: String
 
-    @Option(help: "The image's provenance document (default: the one attached beside it, if any).")
+    @Option(help: ArgumentHelp("The image's provenance document (default: the one attached beside it, if any).", valueName: "path"))
     var provenance: String?
 
-    @Option(help: "An SBOM of the image (SPDX 2.x or CycloneDX JSON), for package versions and licences.")
+    @Option(help: ArgumentHelp("An SBOM of the image (SPDX 2.x or CycloneDX JSON), for package versions and licences.", valueName: "path"))
     var sbom: String?
 
     @Option(help: "The platform to pick from an index: OS/ARCH[/VARIANT].")

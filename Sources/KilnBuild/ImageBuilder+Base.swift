@@ -62,6 +62,7 @@ extension ImageBuilder {
         var config = image.config
         if let base {
             config = ImageConfig.inherited(from: base.image.config, spec: spec, created: created, newHistory: [])
+            config.config = config.config.map { Self.swiftEntrypoint($0, spec: spec) }   // SwiftProduct.swift
         }
         if let script = runAsRootScript {
             let location = spec.keyLocations["runAsRoot"].map { "\($0): " } ?? ""

@@ -165,7 +165,7 @@ public struct ImageBuilder {
         let host = Platform.host
         let arch = spec.architecture ?? host.architecture
         let variant = spec.variant ?? (spec.architecture == nil ? host.variant : nil)
-        var containerConfig = Self.swiftEntrypoint(spec.config, spec: spec, base: base)   // SwiftProduct.swift
+        var containerConfig = Self.swiftEntrypoint(spec.config, spec: spec)   // SwiftProduct.swift
         if pkg != nil, !(containerConfig.Env ?? []).contains(where: { $0.hasPrefix("PATH=") }),
            !(base?.image.config.config?.Env ?? []).contains(where: { $0.hasPrefix("PATH=") }) {
             containerConfig.Env = (containerConfig.Env ?? []) + [debianDefaultPath]

@@ -16,7 +16,7 @@ extension SpecParser {
                                                                ("swift", .swift)]
                         .filter { f.entries[$0.0] != nil }
                     guard let first = given.first else {
-                        throw fail(item, kp, "expected one of `source`, `archive`, `closure` or `swift`")
+                        throw fail(item, kp, "expected one of `source`, `archive` or `closure`, or `swift` (a SwiftPM product)")
                     }
                     let (key, kind) = first
                     if given.count > 1 {

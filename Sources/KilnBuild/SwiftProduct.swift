@@ -57,6 +57,8 @@ extension ImageBuilder {
         guard access(package + "/Package.swift", F_OK) == 0 else {
             throw BuildError("\(package) has no Package.swift (`package:` names the SwiftPM package directory)")
         }
+        // A release build can take minutes (or wait for another SwiftPM process's lock).
+        notice("swift: building \(swift.product) (swift build -c release\(swift.staticStdlib ? " --static-swift-stdlib" : "") in \(package))")
         let built = try Self.buildSwiftProduct(swift, package: package, staging: staging)
         let target = item.target ?? swift.defaultTarget
         try tree.addClosure(of: built.executable, target: target, xattrs: spec.xattrs)
@@ -217,16 +219,17 @@ extension ImageBuilder {
         return (ok, p.terminationReason == .exit ? "exit status \(p.terminationStatus)" : "signal \(p.terminationStatus)")
     }
 
-    /// The image's config with the `Entrypoint` a `swift:` item implies: when the spec
-    /// sets neither `Entrypoint` nor `Cmd`, the first `swift:` item's executable. On a
-    /// base, the base's `Cmd` is cleared then, as a Dockerfile's `ENTRYPOINT` resets the
-    /// `CMD` it inherits (else it would become the product's arguments).
-    static func swiftEntrypoint(_ config: ContainerConfig, spec: Spec, base: BaseImage?) -> ContainerConfig {
-        guard config.Entrypoint == nil, config.Cmd == nil,
+    /// The image's config (the spec's, or the spec's merged into a base's) with the
+    /// `Entrypoint` a `swift:` item implies: when the spec sets neither `Entrypoint` nor
+    /// `Cmd`, the first `swift:` item's executable, and no `Cmd` — a base's is dropped, as
+    /// a Dockerfile's `ENTRYPOINT` resets the `CMD` it inherits (else it would become the
+    /// product's arguments).
+    static func swiftEntrypoint(_ config: ContainerConfig, spec: Spec) -> ContainerConfig {
+        guard spec.config.Entrypoint == nil, spec.config.Cmd == nil,
               let item = spec.contents.first(where: { $0.kind == .swift }), let swift = item.swift else { return config }
         var c = config
         c.Entrypoint = [item.target ?? swift.defaultTarget]
-        if base?.image.config.config?.Cmd != nil { c.Cmd = [] }
+        c.Cmd = nil
         return c
     }
 }

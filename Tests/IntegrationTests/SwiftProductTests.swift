@@ -101,12 +101,41 @@ private func podmanRun(_ podman: Podman, _ image: String, _ args: [String] = [])
         #expect(out.stdout == "hello from a Swift resource\nfrom-cmd\n")
     }
 
+    @Test(.enabled(if: podmanPresent, "needs podman and skopeo"))
+    func onABaseTheDefaultEntrypointClearsTheBasesCmd() throws {
+        let dir = try fixturePackage("SwiftApp", spec: """
+            name: kiln-test/swiftapp-on-base
+            tag: v1
+            fromImage: oci:base:v1
+            contents:
+              - {swift: SwiftApp, static: true}
+            """)
+        // A base whose Cmd would otherwise become the product's arguments.
+        try dir.write("base.yaml", "name: kiln-test/base\ntag: v1\ncontents: [basefiles]\nconfig:\n  Cmd: [\"--from-the-base\"]\n  Env: [\"FROM_BASE=1\"]\n")
+        try dir.write("basefiles/etc/hostname", "base\n")
+        try kiln(["build", dir.path + "/base.yaml", "--format", "oci", "-o", dir.path + "/base"])
+        try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"])
+        let config = try parseJSON(try run("skopeo", ["inspect", "--config", "docker-archive:\(dir.path)/img.tar"]).stdout) as! [String: Any]
+        let c = config["config"] as? [String: Any]
+        #expect(c?["Entrypoint"] as? [String] == ["/usr/local/bin/SwiftApp"])
+        #expect(c?["Cmd"] == nil, "\(String(describing: c))")
+        #expect((c?["Env"] as? [String])?.contains("FROM_BASE=1") == true)
+
+        let podman = Podman()
+        defer { podman.cleanup() }
+        try podman(["load", "-i", dir.path + "/img.tar"])
+        let out = try podmanRun(podman, "localhost/kiln-test/swiftapp-on-base:v1")
+        #expect(out.stdout == "hello from a Swift resource\n")
+    }
+
     @Test func failingSwiftBuildIsOneLineWithItsLastOutput() throws {
         let dir = try fixturePackage("SwiftAppBroken", spec: "name: kiln-test/broken\ncontents:\n  - swift: SwiftAppBroken\n")
         let r = try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"], check: false)
         #expect(r.status == 1)
+        // The error is one line, the last (a notice that the build started may precede it).
         let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
-        #expect(lines.count == 1, "\(r.stderr)")
+        #expect(lines.filter { $0.contains("error") }.count == 1, "\(r.stderr)")
+        #expect(lines.last?.hasPrefix("kiln: error: ") == true, "\(r.stderr)")
         #expect(r.stderr.contains("image.yaml:3: contents[0].swift: `swift build --product SwiftAppBroken` failed with exit status 1; its errors: "), "\(r.stderr)")
         #expect(r.stderr.contains("main.swift:1:19: error: cannot convert value"), "\(r.stderr)")
         #expect(r.stdout.isEmpty)

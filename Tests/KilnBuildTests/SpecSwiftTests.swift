@@ -77,15 +77,21 @@ private func expectError(_ yaml: String, line: Int, _ parts: String...,
 
     @Test func defaultEntrypoint() throws {
         let spec = try parse("name: app\ncontents:\n  - swift: Server\n  - {swift: Tool, target: /bin/tool}\n")
-        #expect(ImageBuilder.swiftEntrypoint(ContainerConfig(), spec: spec, base: nil).Entrypoint == ["/usr/local/bin/Server"])
+        #expect(ImageBuilder.swiftEntrypoint(ContainerConfig(), spec: spec).Entrypoint == ["/usr/local/bin/Server"])
         let withTarget = try parse("name: app\ncontents:\n  - {swift: Server, target: /srv/app}\n")
-        #expect(ImageBuilder.swiftEntrypoint(ContainerConfig(), spec: withTarget, base: nil).Entrypoint == ["/srv/app"])
+        #expect(ImageBuilder.swiftEntrypoint(ContainerConfig(), spec: withTarget).Entrypoint == ["/srv/app"])
         // The spec's own Entrypoint or Cmd wins: no default then.
         let cmd = try parse("name: app\ncontents:\n  - swift: Server\nconfig:\n  Cmd: [/bin/sh]\n")
-        let c = ImageBuilder.swiftEntrypoint(cmd.config, spec: cmd, base: nil)
+        let c = ImageBuilder.swiftEntrypoint(cmd.config, spec: cmd)
         #expect(c.Entrypoint == nil && c.Cmd == ["/bin/sh"])
+        // Merged into a base's config: the base's Entrypoint and Cmd give way.
+        var base = ContainerConfig()
+        base.Entrypoint = ["/bin/sh", "-c"]
+        base.Cmd = ["bash"]
+        let onBase = ImageBuilder.swiftEntrypoint(base, spec: spec)
+        #expect(onBase.Entrypoint == ["/usr/local/bin/Server"] && onBase.Cmd == nil)
         let none = try parse("name: app\ncontents:\n  - source: x\n")
-        #expect(ImageBuilder.swiftEntrypoint(ContainerConfig(), spec: none, base: nil).Entrypoint == nil)
+        #expect(ImageBuilder.swiftEntrypoint(ContainerConfig(), spec: none).Entrypoint == nil)
     }
 
     @Test func otherPlatformsAreRefused() throws {

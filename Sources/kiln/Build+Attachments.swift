@@ -18,8 +18,8 @@ extension Build {
     /// What goes beside the built images once they are written: `--sbom PATH` (one file
     /// per platform when there are several: `sbomPath(for:)`). `index` is the written
     /// index when there are several platforms; `destination` is where the images went
-    /// (the oci:/oci-archive: layout or docker:// repository), nil for a docker-archive
-    /// or `--stream`.
+    /// (`oci:DIR:TAG` or `oci-archive:PATH:TAG` with the tag they were written under, or
+    /// the `--push` reference), nil for a docker-archive or `--stream`.
     func writeAttachments(_ built: [BuiltImage], index: WrittenIndex?, destination: ImageLocation?) async throws {
         if let sbom {
             let items = HandOff(built.map { b in (path: built.count > 1 ? Self.sbomPath(sbom, for: b.platform) : sbom, image: b) })

@@ -230,11 +230,13 @@ struct Build: AsyncParsableCommand {
                 built = zip(plans, written.manifests).map { BuiltImage(platform: $0.platform, report: $0.report.value, written: $1.image) }
             }
             await pushCache(nil)
+            // The layout and the tag the image (or index) went under.
+            let writtenTag = index?.tag ?? built[0].written.tag
             let destination: ImageLocation?
             switch format {
             case _ where stream, .dockerArchive: destination = nil
-            case .oci: destination = .local(.oci(path: out, tag: nil))
-            case .ociArchive: destination = .local(.ociArchive(path: out, tag: nil))
+            case .oci: destination = .local(.oci(path: out, tag: writtenTag))
+            case .ociArchive: destination = .local(.ociArchive(path: out, tag: writtenTag))
             }
             try await writeAttachments(built, index: index, destination: destination)
             BuildProgress.stopCurrent()  // before the result on stdout

@@ -148,6 +148,11 @@ func writeTwoItems(_ dir: TempDir) throws -> String {
         }
         #expect(Set(packages) == ["kiln-hello 1.0-1", "kiln-greeting 1.0", "kiln-base-files 1.0", "kiln-alt-utils 1.0"], "\(packages)")
         #expect(layers.contains { $0["source"] as? String == "generated" })
+        // The report lists the packages with their versions, from the SBOM given.
+        try kiln(["build", spec, "-o", dir.path + "/img2.tar", "--sbom", dir.path + "/sbom.json", "--cache-dir", dir.path + "/cache"])
+        try kiln(["report", "docker-archive:" + dir.path + "/img2.tar", "-o", dir.path + "/r.html", "--sbom", dir.path + "/sbom.json"])
+        let html = String(decoding: try dir.bytes("r.html"), as: UTF8.self)
+        #expect(html.contains("<tr><td>kiln-hello</td><td>1.0-1</td>") && html.contains("<tr><td>kiln-greeting</td><td>1.0</td>"), "\(html)")
         let contentPaths = zip(layers, listing).filter { $0.0["source"] as? String == "contents" }.flatMap(\.1.paths)
         #expect(itemFiles[0] == contentPaths.filter { $0.hasPrefix("srv/app/") }.count && itemFiles[0] == 2, "\(itemFiles) \(contentPaths)")
         #expect(itemFiles[1] == contentPaths.filter { $0.hasPrefix("opt/data/") }.count && itemFiles[1] == 2, "\(itemFiles) \(contentPaths)")
@@ -268,6 +273,40 @@ func writeTwoItems(_ dir: TempDir) throws -> String {
         }
         #expect(dom.contains(">contents[1] source data</div>") || dom.contains(">contents[0] directory app</div>"), "no origin label in the treemap")
         #expect(dom.contains("id=\"largest\"") && dom.contains("/bin/tool"))
+        // app's tool and data's copy of it are in two layers: 400 kB shipped twice.
+        let duplicates = try #require(html.range(of: "<table id=\"duplicates\">").map { String(html[$0.lowerBound...]) }, "no duplicates table")
+        #expect(duplicates.contains("<code>/bin/tool</code>") && duplicates.contains("<code>/opt/data/lib/tool-copy</code>")
+                && duplicates.contains("<td>400.0 kB</td>"), "\(duplicates.prefix(1500))")
+    }
+
+    /// Wasted bytes: a base's file replaced by the contents above it is counted as
+    /// overwritten (in the base's layer, hidden by the new one), and a file whose bytes
+    /// another layer holds too is listed as a duplicate.
+    @Test func wastedBytesNameOverwrittenAndDuplicatedFiles() throws {
+        let dir = try TempDir()
+        try dir.write("base.yaml", """
+            name: kiln-test/base
+            created: 2024-01-01T00:00:00Z
+            layering: auto
+            \(try writeTwoItems(dir))
+            """)
+        try kiln(["build", dir.path + "/base.yaml", "-o", dir.path + "/base.tar"])
+        try sh("mkdir -p new/bin && head -c 123456 /dev/urandom > new/bin/tool", cwd: dir.path)
+        try dir.write("image.yaml", """
+            name: kiln-test/over
+            created: 2024-01-01T00:00:00Z
+            fromImage: docker-archive:base.tar
+            contents: [{source: new, target: /, onConflict: replace}]
+            """)
+        try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar", "--provenance", dir.path + "/prov.json"])
+        try kiln(["report", "docker-archive:" + dir.path + "/img.tar", "-o", dir.path + "/r.html", "--provenance", dir.path + "/prov.json"])
+        let html = String(decoding: try dir.bytes("r.html"), as: UTF8.self)
+        let wasted = try #require(html.range(of: "<table id=\"wasted\">").map { String(html[$0.lowerBound...]) }, "no wasted table")
+        let row = try #require(wasted.split(separator: "\n").first { $0.contains("<code>/bin/tool</code>") }, "\(wasted.prefix(2000))")
+        #expect(row.contains("400.0 kB") && row.contains("base docker-archive:base.tar") && row.contains(">overwritten<"), "\(row)")
+        #expect(html.contains("overwritten by a later layer: 1 files, 400.0 kB"), "\(html)")
+        // The base's tool and its copy were identical; the tool is replaced now.
+        #expect(!html.contains("<table id=\"duplicates\">"), "no file of the image has a twin in another layer")
     }
 
     /// 100k files: small files are gathered per directory, the page stays well under

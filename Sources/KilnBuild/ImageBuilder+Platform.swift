@@ -69,9 +69,14 @@ extension ImageBuilder {
     }
 
     /// A script run as root runs on the host's processor: a build for another platform
-    /// cannot run one (no emulation is set up).
+    /// cannot run one (no emulation is set up). Nor does `swift build` of a `swift:` item
+    /// make programs for another platform than the host's.
     func checkScriptsCanRun() throws {
-        guard let platform = spec.buildPlatform, !platform.isHost, runAsRootScript != nil else { return }
+        guard let platform = spec.buildPlatform, !platform.isHost else { return }
+        if let (i, item) = spec.contents.enumerated().first(where: { $0.element.kind == .swift }) {
+            throw BuildError("\(item.location): contents[\(i)].swift: `swift build` makes programs for the host (\(Platform.host)), not \(platform); build the product for it and add it with `closure:` from its sysroot")
+        }
+        guard runAsRootScript != nil else { return }
         let key = spec.runAsRoot != nil ? "runAsRoot" : "configure"
         let loc = spec.keyLocations[key].map { "\($0): " } ?? ""
         throw BuildError("\(loc)\(key): runs programs of the image, which cannot run here for \(platform) (the host is \(Platform.host)); build that platform on a machine of its own")

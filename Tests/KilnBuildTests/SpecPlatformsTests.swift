@@ -201,6 +201,13 @@ private let arm64v8 = Platform(architecture: "arm64", os: "linux", variant: "v8"
         #expect(report.image.config.architecture == foreign.architecture && report.image.config.variant == foreign.variant)
     }
 
+    @Test func aSwiftProductIsBuiltForTheHostOnly() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let m = message({ try plan(dir, "name: t/x\nplatforms: [\(foreign)]\ncontents:\n  - swift: App\n", platform: foreign) })
+        #expect(m.hasPrefix("\(dir)/image.yaml:4: contents[0].swift: `swift build` makes programs for the host"), "\(m)")
+    }
+
     @Test func runAsRootCannotRunForAnotherPlatform() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -57,6 +57,15 @@ private func podmanRun(_ podman: Podman, _ image: String, _ args: [String] = [])
         try sh("touch .build/release/SwiftApp .build/release/SwiftApp_SwiftApp.resources/greeting.txt", cwd: dir.path)
         try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/again.tar"])
         #expect(try dir.bytes("again.tar") == dir.bytes("img.tar"))
+
+        // A changed resource: swift build copies it, and the plan cache (which would
+        // serve an unchanged spec from a stat walk) does not stand in for swift build.
+        try dir.write("Sources/SwiftApp/greeting.txt", "changed\n")
+        try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/changed.tar"])
+        #expect(try dir.bytes("changed.tar") != dir.bytes("img.tar"))
+        try kiln(["export", "docker-archive:" + dir.path + "/changed.tar", "-o", dir.path + "/changed-root.tar"])
+        let text = try run("tar", ["-xOf", dir.path + "/changed-root.tar", "usr/local/bin/SwiftApp_SwiftApp.resources/greeting.txt"]).stdout
+        #expect(text == "changed\n")
     }
 
     @Test func eachProductTakesOnlyTheResourceBundlesItUses() throws {

@@ -134,6 +134,22 @@ private let arm64v8 = Platform(architecture: "arm64", os: "linux", variant: "v8"
         }
     }
 
+    @Test func aBaseIndexEntryIsChosenAsContainerdMatches() throws {
+        func entry(_ p: Platform, _ n: UInt8) -> Descriptor {
+            Descriptor(mediaType: MediaType.ociManifest, digest: Digest.sha256([n]), size: 1, platform: p)
+        }
+        let arm64 = Platform(architecture: "arm64", os: "linux")
+        let index = Index(manifests: [entry(amd64, 0), entry(arm64, 1), entry(Platform(architecture: "arm", os: "linux", variant: "v6"), 2),
+                                      entry(Platform(architecture: "arm", os: "linux", variant: "v7"), 3)])
+        // arm64's default variant v8 matches an entry without one, and the other way round.
+        #expect(try BaseImage.select(from: index, platform: arm64v8, what: "b").digest == Digest.sha256([1]))
+        #expect(try BaseImage.select(from: Index(manifests: [entry(arm64v8, 4)]), platform: arm64, what: "b").digest == Digest.sha256([4]))
+        // An exact variant wins over the first match.
+        #expect(try BaseImage.select(from: index, platform: Platform(architecture: "arm", os: "linux", variant: "v7"), what: "b").digest == Digest.sha256([3]))
+        let m = message({ try BaseImage.select(from: index, platform: Platform(architecture: "s390x", os: "linux"), what: "oci:/b:v1") })
+        #expect(m == "oci:/b:v1: the base has no image for linux/s390x (its index has: linux/amd64, linux/arm64, linux/arm/v6, linux/arm/v7)")
+    }
+
     @Test(.enabled(if: Platform.host.architecture == "amd64", "the host's /bin/sh is an x86-64 ELF"))
     func anELFOfAnotherMachineIsNamed() throws {
         let elf = try ELFFile(path: "/bin/sh")

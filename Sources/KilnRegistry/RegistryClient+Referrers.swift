@@ -88,16 +88,22 @@ extension RegistryClient {
 
     /// Adds `referrer` to the referrers tag of `subject` (the fallback for registries
     /// without the referrers API): read the tag's index (none: an empty one), add the
-    /// descriptor unless it is there, put it back conditionally, then read it again.
-    /// Whenever the put is refused (412) or the index read back is not the one written
-    /// (another client wrote in between) and lacks `referrer`, start over from the new
-    /// index, up to 5 times. A registry that ignores conditional requests (distribution
-    /// 2.8) still leaves a window between one client's read and its put in which
-    /// another's addition can be overwritten; the read-back catches the cases where the
-    /// other write lands after ours.
-    public func addToReferrersTag(repository: String, subject: Digest, referrer: Descriptor) async throws {
+    /// descriptor unless it is there, put it back conditionally, then read it again, now
+    /// and once more after `settle` seconds. Whenever the put is refused (412) or an index
+    /// read back lacks `referrer` (another client, having read the index before our put,
+    /// replaced it), start over from the index as it is, up to 8 times. A registry that
+    /// ignores conditional requests (distribution 2.8) lets two clients read the same
+    /// index and each put its own addition; the later put wins, and the client it
+    /// overwrote sees its artifact missing on the delayed read and adds it again. An
+    /// overwrite landing more than `settle` after our put (a writer whose read and put
+    /// are that far apart) is not seen.
+    public func addToReferrersTag(repository: String, subject: Digest, referrer: Descriptor, settle: Double = 0.2) async throws {
         let tag = Self.referrersTag(subject)
-        for _ in 0..<5 {
+        func listed(_ m: FetchedManifest?) -> Bool {
+            guard let m, let i = try? CanonicalJSON.decode(Index.self, from: m.bytes, what: tag) else { return false }
+            return i.manifests.contains { $0.digest == referrer.digest }
+        }
+        for _ in 0..<8 {
             let current = try await manifestIfPresent(repository: repository, reference: tag)
             var index = Index(mediaType: MediaType.ociIndex, manifests: [])
             if let current {
@@ -110,10 +116,9 @@ extension RegistryClient {
             index.manifests.append(referrer)
             let bytes = try CanonicalJSON.encode(index)
             guard try await putReferrersIndex(repository: repository, tag: tag, bytes: bytes, readAt: current?.digest) else { continue }
-            let after = try await manifestIfPresent(repository: repository, reference: tag)
-            if let after, after.digest == Digest.sha256(bytes) { return }
-            if let after, let i = try? CanonicalJSON.decode(Index.self, from: after.bytes, what: tag),
-               i.manifests.contains(where: { $0.digest == referrer.digest }) { return }
+            guard listed(try await manifestIfPresent(repository: repository, reference: tag)) else { continue }
+            try await Task.sleep(nanoseconds: UInt64(settle * 1e9))
+            if listed(try await manifestIfPresent(repository: repository, reference: tag)) { return }
         }
         throw RegistryError.transport("\(registry)/\(repository):\(tag): the referrers index kept changing under concurrent writers; try again")
     }

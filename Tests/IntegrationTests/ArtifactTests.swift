@@ -133,6 +133,28 @@ import Testing
         #expect(env.leftovers.isEmpty, "\(env.leftovers)")
     }
 
+    @Test func concurrentAttachesToOneImageAreAllListed() throws {
+        let reg = try TestRegistry()
+        let env = try KilnEnv()
+        let work = try TempDir()
+        let spec = try writeFilesSpec(in: work, marker: "race")
+        let ref = "docker://\(reg.host)/race/img:v1"
+        try env.kiln(["build", spec, "--push", ref, "-q"])
+        let n = 5
+        for i in 0..<n { try work.write("f\(i)", "file \(i)") }
+        // Five writers of the same sha256-<hex> tag at once (docker-registry ignores If-Match).
+        let failures = LockedList()
+        let (vars, dir) = (env.vars, work.path)
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            do {
+                try run(kilnPath, ["attach", ref, dir + "/f\(i)", "--artifact-type", "application/vnd.example.n\(i)", "-q"], env: vars)
+            } catch { failures.append("\(error)") }
+        }
+        #expect(failures.items.isEmpty, "\(failures.items)")
+        let listed = try env.kiln(["referrers", ref]).stdout
+        for i in 0..<n { #expect(listed.contains("application/vnd.example.n\(i)"), "\(i): \(listed)") }
+    }
+
     @Test func badAttachmentsAreOneLineAndWriteNothing() throws {
         let reg = try TestRegistry()
         let env = try KilnEnv()
@@ -207,4 +229,12 @@ import Testing
         #expect(try env.kiln(["referrers", ref]).stdout.isEmpty)
         #expect(try env.kiln(["referrers", ref, "--platform", "linux/arm64"]).stdout.contains("application/spdx+json"))
     }
+}
+
+/// Strings gathered from several threads.
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func append(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
+    var items: [String] { lock.lock(); defer { lock.unlock() }; return list }
 }

@@ -14,30 +14,42 @@ extension ImageBuilder {
     static func contentProvenance(_ split: [FileTree], provenance: [String: Set<Int>], spec: Spec) -> [Provenance.Layer] {
         let items = spec.contents.enumerated().map { i, item in provenanceItem(item, index: i, spec: spec) }
         return split.map { layer in
-            var perItem: [Int: (files: Int, bytes: Int64)] = [:]
-            var perOrigin: [String: (files: Int, bytes: Int64)] = [:]
-            var fileOrigin: [String: String] = [:]
+            // Files grouped by the set of items providing them (one group per layer,
+            // usually: layering groups by that set); names are made per group, not per file.
+            struct Group { var files = 0; var bytes: Int64 = 0; var paths: [String] = [] }
+            var groups: [[Int]: Group] = [:]
             var files = 0
             var bytes: Int64 = 0
             for (path, node) in layer.nodes where !node.isDirectory {
-                let key = (provenance[path] ?? []).sorted()
-                let origin = key.isEmpty ? specOwnOrigin
-                    : key.count == 1 ? items[key[0]].name
-                    : "shared by " + key.map { "contents[\($0)]" }.joined(separator: ", ")
-                fileOrigin[path] = origin
+                let set = provenance[path] ?? []
+                let key = set.count == 1 ? [set.first!] : set.sorted()
                 var size: Int64 = 0
+                var counted = true
                 switch node.content {
                 case .file(let src): size = src.size
                 case .hardlink: size = 0
-                default: continue
+                default: counted = false
                 }
+                groups[key, default: Group()].paths.append(path)
+                guard counted else { continue }
+                groups[key]!.files += 1
+                groups[key]!.bytes += size
                 files += 1
                 bytes += size
-                perOrigin[origin, default: (0, 0)].files += 1
-                perOrigin[origin, default: (0, 0)].bytes += size
+            }
+            func name(_ key: [Int]) -> String {
+                key.isEmpty ? specOwnOrigin
+                    : key.count == 1 ? items[key[0]].name
+                    : "shared by " + key.map { "contents[\($0)]" }.joined(separator: ", ")
+            }
+            var perItem: [Int: (files: Int, bytes: Int64)] = [:]
+            var perOrigin: [String: (files: Int, bytes: Int64)] = [:]
+            for (key, g) in groups {
+                perOrigin[name(key), default: (0, 0)].files += g.files
+                perOrigin[name(key), default: (0, 0)].bytes += g.bytes
                 for i in key {
-                    perItem[i, default: (0, 0)].files += 1
-                    perItem[i, default: (0, 0)].bytes += size
+                    perItem[i, default: (0, 0)].files += g.files
+                    perItem[i, default: (0, 0)].bytes += g.bytes
                 }
             }
             let used = perItem.keys.sorted().map { i -> Provenance.Item in
@@ -46,9 +58,11 @@ extension ImageBuilder {
                 item.bytes = perItem[i]!.bytes
                 return item
             }
-            let names = Set(fileOrigin.values)
+            let names = Set(groups.keys.map(name))
             var origins: [Provenance.Origin]?
             if names.count > 1 {
+                var fileOrigin: [String: String] = [:]
+                for (key, g) in groups { for p in g.paths { fileOrigin[p] = name(key) } }
                 let paths = Provenance.originPaths(fileOrigin)
                 origins = names.sorted().map { n in
                     Provenance.Origin(name: n, files: perOrigin[n]?.files ?? 0, bytes: perOrigin[n]?.bytes ?? 0, paths: paths[n] ?? [])

@@ -40,8 +40,8 @@ struct CompressionReport: Sendable {
         if let from = sourceManifestDigest, from != manifestDigest {
             s += "; the manifest digest changed from \(from) to \(manifestDigest) (--preserve-digests keeps it)"
         }
-        // Nothing in Kiln refers to a manifest by digest yet (no OCI 1.1 referrers are
-        // copied), so there is nothing to re-create with the new subject.
+        // Artifacts refer to a manifest by digest: `kiln copy --referrers` refuses a copy
+        // whose digest changed rather than copy artifacts whose subject is not there.
         return s
     }
 }

@@ -200,6 +200,32 @@ func writeTwoItems(_ dir: TempDir) throws -> String {
         #expect(wrong.status == 1 && wrong.stderr.hasPrefix("kiln: error: ") && wrong.stderr.split(separator: "\n").count == 1, "\(wrong)")
     }
 
+    /// One layer holding two items and the spec's accounts: `origins` splits it by path,
+    /// and every file's origin is the one that put it there.
+    @Test func oneLayerOfSeveralOriginsIsSplitByPath() throws {
+        let dir = try TempDir()
+        try dir.write("image.yaml", """
+            name: kiln-test/single
+            tag: v1
+            created: 2024-01-01T00:00:00Z
+            layering: single
+            \(try writeTwoItems(dir))
+            users: [{name: app, uid: 1000}]
+            """)
+        try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar", "--provenance", dir.path + "/prov.json"])
+        let doc = try parseJSON(String(decoding: try dir.bytes("prov.json"), as: UTF8.self)) as! [String: Any]
+        let layers = doc["layers"] as! [[String: Any]]
+        try #require(layers.count == 1)
+        let origins = (layers[0]["origins"] as! [[String: Any]]).map { ($0["name"] as! String, $0["paths"] as! [String], $0["files"] as! Int) }
+        #expect(origins.map(\.0) == ["contents[0] directory app", "contents[1] source data", "spec: accounts, extraCommands, generated files"], "\(origins)")
+        #expect(origins[0].1 == ["bin", "share"] && origins[1].1 == ["opt"] && origins[0].2 == 2 && origins[1].2 == 2, "\(origins)")
+        let files = try parseJSON(try kiln(["inspect", "--files", "--json", "docker-archive:" + dir.path + "/img.tar",
+                                            "--provenance", dir.path + "/prov.json"]).stdout) as! [[String: Any]]
+        let origin = Dictionary(uniqueKeysWithValues: files.map { ($0["path"] as! String, $0["origin"] as! String) })
+        #expect(origin["/bin/tool"] == "contents[0] directory app" && origin["/opt/data/lib/tool-copy"] == "contents[1] source data"
+                && origin["/etc/passwd"] == "spec: accounts, extraCommands, generated files", "\(origin)")
+    }
+
     /// `--attach-provenance`: the document goes beside the image (a layout's referrer, a
     /// registry's), the image's digest is the one of a build without it, and `inspect
     /// --files` and `report` find it there with no --provenance.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import KilnArchive
 import KilnImage
 import KilnOCI
 import KilnRegistry
@@ -105,6 +106,10 @@ struct Copy: AsyncParsableCommand {
             if let tag { try ReferenceGrammar.validateTag(tag) }
             let policy: PushLayerPolicy
             if case .registry = dst { policy = try layerFlags.policy() } else { policy = .keep }
+            if referrers, Self.changesDigest(image, to: dst, policy: policy),
+               !(try await src.referrers(of: image.manifestDigest, options: options)).isEmpty {
+                throw ImageError.invalid("--referrers: the copy's manifest would not keep the digest \(image.manifestDigest) its artifacts refer to (\(image.manifest.mediaType == MediaType.dockerManifest ? "a Docker manifest becomes an OCI one in a layout" : "uncompressed layers are compressed for a registry; --preserve-digests keeps them"))")
+            }
             let written = try await dst.write(image.pending(name: name, tag: tag ?? "latest"), options: options,
                                               maxLayerSize: limits.maxLayerSize.bytes,
                                               layers: policy, notice: printPushNotice).image
@@ -126,6 +131,18 @@ struct Copy: AsyncParsableCommand {
 }
 
 extension Copy {
+    /// Whether writing `image` to `dst` rewrites its manifest: a Docker manifest in an OCI
+    /// layout (converted as skopeo does), or uncompressed layers compressed for a registry.
+    static func changesDigest(_ image: SourceImage, to dst: ImageLocation, policy: PushLayerPolicy) -> Bool {
+        switch dst {
+        case .local(.dockerArchive): return false
+        case .local: return image.manifest.mediaType == MediaType.dockerManifest
+        case .registry:
+            guard case .compress = policy else { return false }
+            return image.layers.contains { Compression(mediaType: $0.descriptor.mediaType) == Compression.none }
+        }
+    }
+
     /// Copies the referrers of `subjects` (already at `dst` with the same digests).
     func copyReferrers(_ subjects: [Digest], from src: ImageLocation, to dst: ImageLocation, options: RegistryOptions) async throws {
         let copied = try await ReferrersCopy.copy(subjects: subjects, from: src, to: dst, options: options)

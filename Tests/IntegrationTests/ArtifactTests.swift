@@ -186,6 +186,18 @@ import Testing
             if status == 1 { #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)") }
         }
         #expect(try snapshot(layout) == before)
+
+        // copy --referrers of an image whose copy would change its digest (uncompressed
+        // layers compressed for a registry): refused before anything is pushed.
+        try work.write("plain.yaml", "name: kiln-test/plain\ntag: v1\ncompressor: none\ncontents:\n  - files\n")
+        let plain = work.path + "/plain"
+        try env.kiln(["build", work.path + "/plain.yaml", "--format", "oci", "-o", plain])
+        try env.kiln(["attach", "oci:\(plain):v1", work.path + "/f", "--artifact-type", "a/b"])
+        let refused = try env.kiln(["copy", "--referrers", "oci:\(plain):v1", "docker://\(reg.host)/plain/img:v1"], check: false)
+        #expect(refused.status == 1 && refused.stderr.contains("--preserve-digests"), "\(refused)")
+        #expect(try run("skopeo", ["inspect", "--tls-verify=false", "docker://\(reg.host)/plain/img:v1"], check: false).status != 0)
+        try env.kiln(["copy", "--referrers", "--preserve-digests", "oci:\(plain):v1", "docker://\(reg.host)/plain/img:v1"])
+        #expect(try env.kiln(["referrers", "docker://\(reg.host)/plain/img:v1"]).stdout.contains("a/b"))
         #expect(!FileManager.default.fileExists(atPath: work.path + "/nolayout"))
         #expect(!FileManager.default.fileExists(atPath: work.path + "/x.tar"))
         #expect(env.leftovers.isEmpty, "\(env.leftovers)")

@@ -9,7 +9,7 @@ extension OCISink {
     public func write(_ index: PendingIndex) throws -> WrittenIndex {
         try index.validate()
         if let stored = index.stored, stored.mediaType != MediaType.ociIndex {
-            throw ImageError.invalid("\(index.name): a \(stored.mediaType) cannot be kept byte for byte in an OCI layout (copy one platform with --platform)")
+            throw ImageError.invalid("\(index.name): an index of type \(stored.mediaType) cannot be kept byte for byte in an OCI layout (copy one platform with --platform)")
         }
         return try transaction {
             var written: [WrittenIndex.Manifest] = []

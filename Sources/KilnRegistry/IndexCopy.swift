@@ -23,6 +23,9 @@ public enum IndexCopy {
         if case .local(.dockerArchive) = destination {
             throw ImageError.invalid("\(destination): a docker-archive holds one platform; copy one with --platform (without --all)")
         }
+        if case .local = destination, top.mediaType != MediaType.ociIndex {
+            throw ImageError.invalid("\(source): a Docker manifest list cannot be kept byte for byte in an OCI layout; copy one platform with --platform (without --all)")
+        }
         var opened: [OpenedImage] = []
         defer { for o in opened { o.removeSpool() } }
         let (dName, dTag) = destination.destinationName

@@ -67,6 +67,20 @@ import Testing
         #expect((try parseJSON(one.stdout) as! [String: Any])["manifestDigest"] as? String == digests["arm64"])
         try run("skopeo", ["inspect", "oci:\(work.path)/one:arm"])
 
+        // A Docker manifest list is copied between registries as it is, but an OCI layout
+        // cannot keep it byte for byte: refused before anything is downloaded or written.
+        let list = index.replacingOccurrences(of: "application/vnd.oci.image.index.v1+json", with: "application/vnd.docker.distribution.manifest.list.v2+json")
+        try work.write("list.json", list)
+        try run("curl", ["-sf", "-X", "PUT", "-H", "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json",
+                         "--data-binary", "@\(work.path)/list.json", "http://\(reg.host)/v2/multi/img/manifests/list"])
+        let listDigest = "sha256:" + (try sha256Hex(Array(list.utf8)))
+        let listCopy = try env.kiln(["copy", "--all", "docker://\(reg.host)/multi/img:list", "docker://\(reg.host)/back/img:list", "--json"])
+        #expect((try parseJSON(listCopy.stdout) as! [String: Any])["digest"] as? String == listDigest)
+        let refused = try env.kiln(["copy", "--all", "docker://\(reg.host)/multi/img:list", "oci:\(work.path)/list"], check: false)
+        #expect(refused.status == 1 && refused.stderr.contains("Docker manifest list"), "\(refused)")
+        #expect(!refused.stderr.contains("pulling blob"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work.path + "/list"))
+
         // --all into a docker-archive (one platform) is a usage error; nothing is written.
         let bad = try env.kiln(["copy", "--all", "oci:\(layout):both", "docker-archive:\(work.path)/x.tar"], check: false)
         #expect(bad.status == 64 && bad.stderr.contains("one platform"), "\(bad)")

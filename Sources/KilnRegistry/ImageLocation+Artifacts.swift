@@ -119,6 +119,20 @@ extension ImageLocation {
         return ReferrerManifest(bytes: bytes, descriptor: descriptor, subject: subject, parts: parts)
     }
 
+    /// The artifact manifest a registry reference pinned by digest names (an SBOM found
+    /// with `kiln referrers`), or nil when it names an image or an index. Artifacts are
+    /// told apart from images by `artifactType` or a config that is not an image config.
+    public func openArtifact(options: RegistryOptions) async throws -> (bytes: [UInt8], manifest: Manifest)? {
+        guard case .registry(let r) = self, let digest = r.digest else { return nil }
+        let client = try RegistryClient(registry: r.registry, options: options)
+        let m = try await client.manifest(repository: r.repository, reference: digest.description)
+        guard m.mediaType == MediaType.ociManifest,
+              let manifest = try? CanonicalJSON.decode(Manifest.self, from: m.bytes, what: "\(r)") else { return nil }
+        let imageConfig = [MediaType.ociConfig, MediaType.dockerConfig].contains(manifest.config.mediaType)
+        guard manifest.artifactType != nil || !imageConfig else { return nil }
+        return (m.bytes, manifest)
+    }
+
     /// The descriptor of a manifest stored here by digest (what an artifact's subject
     /// records): its media type and size.
     public func manifestDescriptor(_ digest: Digest, options: RegistryOptions) async throws -> Descriptor {

@@ -14,7 +14,8 @@ struct Inspect: AsyncParsableCommand {
             shows that platform's image instead (--platform host: this machine's, which is what \
             skopeo inspect shows).
             --json prints {reference, manifestDigest, manifest, config, layers[{digest, diffID, size, mediaType}]}; \
-            for an index, {reference, indexDigest, mediaType, size, index, manifests[{digest, platform, size, mediaType}]}.
+            for an index, {reference, indexDigest, mediaType, size, index, manifests[{digest, platform, size, mediaType}]}; \
+            for an artifact (docker://…@DIGEST of one that kiln referrers lists), {reference, manifestDigest, artifactType, manifest}.
             """)
 
     @Argument(help: "The image, in transport syntax.")
@@ -59,6 +60,10 @@ struct Inspect: AsyncParsableCommand {
             let options = try registry.options(json: true)
             if self.platform == nil, let index = try await ref.openIndex(options: options) {
                 try showIndex(index, of: ref)
+                return
+            }
+            if let artifact = try await ref.openArtifact(options: options) {
+                try showArtifact(artifact.manifest, bytes: artifact.bytes, of: ref)
                 return
             }
             let opened = try await ref.open(options: options, platform: platform, fetchLayers: false)
@@ -136,6 +141,34 @@ struct Inspect: AsyncParsableCommand {
             lines.append("  " + name + String(repeating: " ", count: width - name.count) + "  \(e.digest)  \(e.size) bytes")
         }
         lines.append("(--platform OS/ARCH[/VARIANT] shows one image)")
+        print(lines.joined(separator: "\n"))
+    }
+
+    struct ArtifactReport: Codable {
+        var reference: String
+        var manifestDigest: Digest
+        var artifactType: String
+        var manifest: Manifest
+    }
+
+    /// An artifact manifest (OCI 1.1): its type, subject, annotations and files.
+    func showArtifact(_ m: Manifest, bytes: [UInt8], of ref: ImageLocation) throws {
+        let type = m.artifactType ?? m.config.mediaType
+        if json {
+            try printJSON(ArtifactReport(reference: ref.description, manifestDigest: .sha256(bytes), artifactType: type, manifest: m))
+            return
+        }
+        var lines = [
+            "Artifact:   \(ref)",
+            "Manifest:   \(Digest.sha256(bytes)) (\(bytes.count) bytes)",
+            "Type:       \(type)",
+            "Subject:    " + (m.subject.map { "\($0.digest) (\($0.mediaType))" } ?? "-"),
+        ]
+        for (k, v) in (m.annotations ?? [:]).sorted(by: { $0.key < $1.key }) { lines.append("Annotation: \(k)=\(v)") }
+        lines.append("Blobs:      \(m.layers.count)")
+        for (i, l) in m.layers.enumerated() {
+            lines.append("  \(i + 1). \(l.digest)  \(l.size) bytes  \(l.mediaType)" + (l.annotations?[AnnotationKey.title].map { "  \($0)" } ?? ""))
+        }
         print(lines.joined(separator: "\n"))
     }
 

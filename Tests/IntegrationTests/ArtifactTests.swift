@@ -106,6 +106,9 @@ import Testing
         let artifact = try json(try skopeoInspect("docker://\(reg.host)/art/img@\(sbomDigest)", raw: true))
         #expect((artifact["subject"] as? [String: Any])?["digest"] as? String == image)
 
+        // kiln inspect shows an artifact by digest: type, subject, files.
+        let shown = try env.kiln(["inspect", "docker://\(reg.host)/art/img@\(sbomDigest)"]).stdout
+        #expect(shown.contains("Type:       application/spdx+json") && shown.contains("Subject:    \(image)") && shown.contains("sbom.spdx.json"), "\(shown)")
         let all = try json(try env.kiln(["referrers", ref, "--json"]).stdout)["referrers"] as! [[String: Any]]
         #expect(all.count == 2)
         let filtered = try env.kiln(["referrers", ref, "--artifact-type", "application/spdx+json"]).stdout

@@ -58,4 +58,23 @@ import Testing
         let stored = try OCISink(store: DirectoryStore(path: dir)).put(referrers: [try sig.referrer(subject: d)], what: "oci:\(dir)")
         #expect(try layout.referrers(of: d.digest) == stored)
     }
+
+    @Test func mediaTypesFollowRFC6838() {
+        for good in ["application/spdx+json", "application/vnd.oci.empty.v1+json", "text/plain", "a/b", "application/vnd.example.sig"] {
+            #expect(MediaTypeGrammar.isValid(good), "\(good)")
+        }
+        for bad in ["spdx", "application/", "/json", "a/b/c", "x y/z", "application/spdx json", "-a/b", "", "a/b;charset=utf-8"] {
+            #expect(!MediaTypeGrammar.isValid(bad), "\(bad)")
+        }
+        #expect(throws: ImageError.self) { try PendingArtifact(artifactType: "nope", blobs: []).validate() }
+    }
+
+    @Test func anArtifactWithoutFilesHasTheEmptyBlobAsItsLayer() throws {
+        let subject = Descriptor(mediaType: MediaType.ociManifest, digest: .sha256([1]), size: 1)
+        let r = try PendingArtifact(artifactType: "application/vnd.example.note", blobs: [], annotations: ["k": "v"]).referrer(subject: subject)
+        let m = try CanonicalJSON.decode(Manifest.self, from: r.bytes, what: "artifact")
+        #expect(m.layers == [PendingArtifact.emptyDescriptor] && m.config == PendingArtifact.emptyDescriptor)
+        #expect(m.subject == subject && m.annotations == ["k": "v"] && m.artifactType == "application/vnd.example.note")
+        #expect(PendingArtifact.emptyDescriptor.digest.description == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a")
+    }
 }

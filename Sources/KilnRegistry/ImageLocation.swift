@@ -51,6 +51,8 @@ public enum ImageLocation: Sendable, CustomStringConvertible {
                         let source = OCILayoutSource(blobs: layout.files, tag: tag, what: r.description, manifest: chosen)
                         return OpenedImage(image: try source.image(), registry: nil)
                     }
+                    // The archive indexed once: read the image from the same files.
+                    return OpenedImage(image: try OCILayoutSource(blobs: layout.files, tag: tag, what: r.description).image(), registry: nil)
                 }
                 let image = try r.source(maxLayerSize: maxLayerSize).image()
                 return OpenedImage(image: image, registry: nil)

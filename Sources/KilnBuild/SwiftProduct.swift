@@ -62,9 +62,9 @@ extension ImageBuilder {
         let built = try Self.buildSwiftProduct(swift, package: package, staging: staging)
         let target = item.target ?? swift.defaultTarget
         try tree.addClosure(of: built.executable, target: target, xattrs: spec.xattrs)
-        let dir = target.split(separator: "/").dropLast().joined(separator: "/")
+        let dir = target.split(separator: "/").dropLast().map { "/" + $0 }.joined()
         for bundle in built.resourceBundles {
-            try tree.addHost(built.binPath + "/" + bundle, at: "/" + dir + "/" + bundle, xattrs: spec.xattrs)
+            try tree.addHost(built.binPath + "/" + bundle, at: dir + "/" + bundle, xattrs: spec.xattrs)
         }
         if built.resourceBundles.isEmpty == false {
             notice("swift: \(swift.product): resource bundle\(built.resourceBundles.count == 1 ? "" : "s") \(built.resourceBundles.joined(separator: ", ")) beside \(target)")
@@ -116,7 +116,7 @@ extension ImageBuilder {
                              + (shown.isEmpty ? "" : (errors.isEmpty ? "; last output: " : "; its errors: ") + shown.joined(separator: " | ")))
         }
         let binLog = staging.newPath("swift-bin-path.log")
-        let binStatus = try run(tool, ["build"] + common + ["--show-bin-path"], outputTo: binLog, errorsTo: "/dev/null")
+        let binStatus = try run(tool, ["build"] + common + ["--show-bin-path"], outputTo: binLog, discardErrors: true)
         let binOutput = (try? String(contentsOfFile: binLog, encoding: .utf8)) ?? ""
         guard binStatus.ok, let binPath = binOutput.split(separator: "\n").last.map(String.init), binPath.hasPrefix("/") else {
             throw BuildError("`swift build --show-bin-path` failed with \(binStatus.how)")
@@ -201,9 +201,10 @@ extension ImageBuilder {
         return nil
     }
 
-    /// Runs a tool with stdin closed and its output in `log` (never on Kiln's stdout).
+    /// Runs a tool with stdin closed and its output in `log` (never on Kiln's stdout);
+    /// its stderr too, unless `discardErrors`.
     static func run(_ tool: String, _ arguments: [String], outputTo log: String,
-                    errorsTo errorPath: String? = nil) throws -> (ok: Bool, how: String) {
+                    discardErrors: Bool = false) throws -> (ok: Bool, how: String) {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         guard let out = FileHandle(forWritingAtPath: log) else { throw BuildError("cannot create \(log)") }
         defer { try? out.close() }
@@ -212,7 +213,7 @@ extension ImageBuilder {
         p.arguments = arguments
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = out
-        p.standardError = errorPath == nil ? out : FileHandle.nullDevice
+        p.standardError = discardErrors ? FileHandle.nullDevice : out
         do { try p.run() } catch { throw BuildError("cannot start \(tool): \(error)") }
         p.waitUntilExit()
         let ok = p.terminationReason == .exit && p.terminationStatus == 0

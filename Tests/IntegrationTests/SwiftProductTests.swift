@@ -164,6 +164,13 @@ private func podmanRun(_ podman: Podman, _ image: String, _ args: [String] = [])
         let m = try kiln(["build", dir.path + "/nopkg.yaml", "-o", dir.path + "/img.tar"], check: false)
         #expect(m.status == 1)
         #expect(m.stderr.contains("nopkg.yaml:3: contents[0].swift: \(dir.path)/sub has no Package.swift"), "\(m.stderr)")
+
+        // No swift on PATH: said so, nothing written.
+        try dir.write("app.yaml", "name: kiln-test/none\ncontents:\n  - swift: SwiftApp\n")
+        let p = try kiln(["build", dir.path + "/app.yaml", "-o", dir.path + "/img.tar"], env: ["PATH": "/nonexistent"], check: false)
+        #expect(p.status == 1)
+        #expect(p.stderr.contains("app.yaml:3: contents[0].swift: swift: no `swift` on PATH"), "\(p.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/img.tar"))
     }
 
     @Test func anotherPlatformIsRefusedBeforeBuilding() throws {

@@ -119,6 +119,13 @@ extension ImageReport {
                 }
             }
             if small.count > 0 {
+                // A directory of small files only is drawn as one box itself.
+                if node.children.isEmpty && !path.isEmpty {
+                    node.name = name + "/"
+                    node.title = "/\(path)/ — \(small.count) small file\(small.count == 1 ? "" : "s")"
+                    node.kind = "aggregate"
+                    return node
+                }
                 node.children.append(TreeNode(name: "\(small.count) small file\(small.count == 1 ? "" : "s")", size: small.size,
                                               title: "/\(path)\(path.isEmpty ? "" : "/") — \(small.count) files under the threshold",
                                               layer: layer, kind: "aggregate"))

@@ -153,6 +153,11 @@ func writeTwoItems(_ dir: TempDir) throws -> String {
         try kiln(["report", "docker-archive:" + dir.path + "/img2.tar", "-o", dir.path + "/r.html", "--sbom", dir.path + "/sbom.json"])
         let html = String(decoding: try dir.bytes("r.html"), as: UTF8.self)
         #expect(html.contains("<tr><td>kiln-hello</td><td>1.0-1</td>") && html.contains("<tr><td>kiln-greeting</td><td>1.0</td>"), "\(html)")
+        // Or from the SBOM attached beside the image.
+        try kiln(["build", spec, "--format", "oci", "-o", dir.path + "/layout", "--attach-sbom", "--cache-dir", dir.path + "/cache"])
+        try kiln(["report", "oci:" + dir.path + "/layout:v1", "-o", dir.path + "/attached.html"])
+        let attached = String(decoding: try dir.bytes("attached.html"), as: UTF8.self)
+        #expect(attached.contains("<tr><td>kiln-hello</td><td>1.0-1</td>"), "\(attached)")
         let contentPaths = zip(layers, listing).filter { $0.0["source"] as? String == "contents" }.flatMap(\.1.paths)
         #expect(itemFiles[0] == contentPaths.filter { $0.hasPrefix("srv/app/") }.count && itemFiles[0] == 2, "\(itemFiles) \(contentPaths)")
         #expect(itemFiles[1] == contentPaths.filter { $0.hasPrefix("opt/data/") }.count && itemFiles[1] == 2, "\(itemFiles) \(contentPaths)")

@@ -38,23 +38,13 @@ extension BaseImage {
         return chosen
     }
 
-    static func isIndex(_ type: String) -> Bool {
-        type == MediaType.ociIndex || type == MediaType.dockerManifestList
-    }
+    static func isIndex(_ type: String) -> Bool { MediaType.isIndex(type) }
 
-    /// The entry for `platform`: an exact variant match first, then the first match.
+    /// The entry for `platform` (`Index.entry(for:)`).
     static func select(from index: Index, platform: Platform, what: String) throws -> Descriptor {
-        let candidates = index.manifests.filter { d in d.platform.map { matches($0, platform) } ?? false }
-        if let exact = candidates.first(where: { $0.platform?.variant == platform.variant }) { return exact }
-        if let first = candidates.first { return first }
-        let offered = index.manifests.compactMap { $0.platform?.description }.filter { $0 != "unknown/unknown" }
-        throw BuildError("\(what): the base has no image for \(platform) (its index has: \(offered.isEmpty ? "no platforms" : offered.joined(separator: ", ")))")
+        if let d = index.entry(for: platform) { return d }
+        throw BuildError("\(what): the base has no image for \(platform) (its index has: \(index.offeredPlatforms))")
     }
 
-    static func matches(_ candidate: Platform, _ wanted: Platform) -> Bool {
-        guard candidate.os == wanted.os, candidate.architecture == wanted.architecture else { return false }
-        guard let wv = wanted.variant else { return true }
-        if let cv = candidate.variant { return cv == wv }
-        return wanted.architecture == "arm64" && wv == "v8"
-    }
+    static func matches(_ candidate: Platform, _ wanted: Platform) -> Bool { candidate.serves(wanted) }
 }

@@ -46,8 +46,8 @@ public struct OCILayout: Sendable {
         (try? files.size(Self.blobName(digest))) != nil
     }
 
-    static func isImage(_ type: String) -> Bool { type == MediaType.ociManifest || type == MediaType.dockerManifest }
-    static func isIndex(_ type: String) -> Bool { type == MediaType.ociIndex || type == MediaType.dockerManifestList }
+    static func isImage(_ type: String) -> Bool { MediaType.isImageManifest(type) }
+    static func isIndex(_ type: String) -> Bool { MediaType.isIndex(type) }
 
     /// The `index.json` entry an image reference names: the manifest or index tagged
     /// `tag` (`org.opencontainers.image.ref.name`), or without a tag the only one there

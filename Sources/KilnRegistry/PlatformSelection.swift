@@ -13,33 +13,15 @@ public enum PlatformSelection {
         return Platform(architecture: parts[1], os: parts[0], variant: parts.count == 3 ? parts[2] : nil)
     }
 
-    static let defaultVariants = ["arm64": "v8"]
+    static func matches(_ candidate: Platform, _ wanted: Platform) -> Bool { candidate.serves(wanted) }
 
-    static func matches(_ candidate: Platform, _ wanted: Platform) -> Bool {
-        guard candidate.os == wanted.os, candidate.architecture == wanted.architecture else { return false }
-        guard let wv = wanted.variant else { return true }
-        if let cv = candidate.variant { return cv == wv }
-        return defaultVariants[wanted.architecture] == wv
-    }
+    static func isImageManifest(_ type: String) -> Bool { MediaType.isImageManifest(type) }
 
-    static func isImageManifest(_ type: String) -> Bool {
-        type == MediaType.ociManifest || type == MediaType.dockerManifest
-    }
+    static func isIndex(_ type: String) -> Bool { MediaType.isIndex(type) }
 
-    static func isIndex(_ type: String) -> Bool {
-        type == MediaType.ociIndex || type == MediaType.dockerManifestList
-    }
-
-    /// The entry for `platform`; when several match, an exact variant match wins,
-    /// then the first. The error lists what the index offers.
+    /// The entry for `platform` (`Index.entry(for:)`); the error lists what the index offers.
     public static func select(from index: Index, platform: Platform, what: String) throws -> Descriptor {
-        let candidates = index.manifests.filter { d in
-            guard let p = d.platform else { return false }
-            return (isImageManifest(d.mediaType) || isIndex(d.mediaType)) && matches(p, platform)
-        }
-        if let exact = candidates.first(where: { $0.platform?.variant == platform.variant }) { return exact }
-        if let first = candidates.first { return first }
-        let offered = index.manifests.compactMap { $0.platform?.description }.filter { $0 != "unknown/unknown" }
-        throw RegistryError.notFound("\(what): no image for platform \(platform) (the index has: \(offered.isEmpty ? "no platforms" : offered.joined(separator: ", ")))")
+        if let d = index.entry(for: platform) { return d }
+        throw RegistryError.notFound("\(what): no image for platform \(platform) (the index has: \(index.offeredPlatforms))")
     }
 }

@@ -59,19 +59,7 @@ extension RegistryClient {
     /// (spec.md "Pushing Manifests"); checks the `Docker-Content-Digest` the registry returns.
     @discardableResult
     public func putManifest(repository: String, reference: String, bytes: [UInt8], mediaType: String) async throws -> Digest {
-        let what = "manifest \(registry)/\(repository):\(reference)"
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: mediaType)
-        let digest = Digest.sha256(bytes)
-        let (r, _) = try await sendCollect(.PUT, "/v2/\(repository)/manifests/\(reference)", headers: headers,
-                                           body: { .bytes(ByteBuffer(bytes: bytes)) },
-                                           scopes: [Self.repositoryScope(repository, push: true)], what: what, expect: [200, 201])
-        if let header = r.headers.first(name: "Docker-Content-Digest") {
-            guard let claimed = try? Digest(parsing: header), claimed == digest else {
-                throw RegistryError.protocolViolation("\(what): the registry stored digest \(header), but the manifest's is \(digest)")
-            }
-        }
-        return digest
+        try await putManifestWithSubject(repository: repository, reference: reference, bytes: bytes, mediaType: mediaType).digest
     }
 
     /// `HEAD /v2/<name>/manifests/<reference>`: the digest if the manifest exists.

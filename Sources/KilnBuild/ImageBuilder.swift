@@ -322,7 +322,7 @@ public struct ImageBuilder {
             let how = p.terminationReason == .exit ? "exit status \(p.terminationStatus)" : "signal \(p.terminationStatus)"
             throw BuildError("\(location)extraCommands failed with \(how)" + (tail.isEmpty ? "" : "; last output: \(tail)"))
         }
-        if !output.isEmpty { FileHandle.standardError.write(Data(output.utf8)) }
+        if !output.isEmpty { TerminalScreen.shared.write(output) }
         return try FileTree.readBack(from: root, previous: tree)
     }
 }

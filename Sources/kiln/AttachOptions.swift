@@ -43,9 +43,8 @@ extension Build {
             }
         }
         let stored = try await destination.store(referrers: referrers, options: options)
-        var stderr = StandardError()
         for (b, d) in zip(built, stored) {
-            print("attached SBOM \(d.digest) to \(b.written.manifestDigest) (\(b.platform))", to: &stderr)
+            notice("attached SBOM \(d.digest) to \(b.written.manifestDigest) (\(b.platform))")
         }
     }
 }

@@ -145,7 +145,6 @@ extension Copy {
     func copyReferrers(_ subjects: [Digest], from src: ImageLocation, to dst: ImageLocation, options: RegistryOptions) async throws {
         let copied = try await ReferrersCopy.copy(subjects: subjects, from: src, to: dst, options: options)
         options.progress.close()
-        var stderr = StandardError()
-        for d in copied { print("copied referrer \(d.digest) (\(d.artifactType ?? "-"))", to: &stderr) }
+        for d in copied { notice("copied referrer \(d.digest) (\(d.artifactType ?? "-"))") }
     }
 }

@@ -27,7 +27,6 @@ func packagePlanner(spec: Spec, base: BaseImage?, cache: LayerCache?, staging: S
                                  store: try packageStore(cache: cache, staging: staging))
     planner.installed = try installedPackages(base)
     planner.notice = notice
-    planner.progress = packageProgress()
     return planner
 }
 
@@ -124,17 +123,6 @@ func installedPackages(_ base: BaseImage?) throws -> [InstalledPackage] {
         return try InstalledPackage.parseStatus(String(decoding: bytes, as: UTF8.self))
     } catch {
         throw BuildError("\(base.reference): /var/lib/dpkg/status: \(error)")
-    }
-}
-
-/// Download progress for a terminal: one line redrawn at most ~10 times a second
-/// (AptFetcher's pace); nothing when stderr is not a terminal (CI logs stay clean).
-func packageProgress() -> (@Sendable (Int64, Int64) -> Void)? {
-    guard isatty(2) == 1 else { return nil }
-    return { done, total in
-        var err = StandardError()
-        let mib = { (b: Int64) in String(format: "%.1f", Double(b) / 1_048_576) }
-        print("\rkiln: downloading packages \(mib(done))/\(mib(total)) MiB\u{1b}[K", terminator: done >= total ? "\n" : "", to: &err)
     }
 }
 

@@ -59,9 +59,8 @@ extension Build {
         guard provenance.attachProvenance, let destination else { return }
         let options = try registry.options(json: true)
         let stored = try await attachProvenance(docs.map { ($0.1, $0.0.written) }, at: destination, options: options)
-        var stderr = StandardError()
         for ((b, _), d) in zip(docs, stored) {
-            print("attached provenance \(d.digest) to \(b.written.manifestDigest) (\(b.platform))", to: &stderr)
+            notice("attached provenance \(d.digest) to \(b.written.manifestDigest) (\(b.platform))")
         }
     }
 }

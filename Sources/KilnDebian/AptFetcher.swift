@@ -539,7 +539,8 @@ private final class ProgressMeter: Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         let due: Int64? = state.withLock { s in
             s.done += n
-            guard now - s.last >= 100_000_000 else { return nil }
+            // `now` was read before the lock: another download may have stamped a later one.
+            guard now >= s.last + 100_000_000 else { return nil }
             s.last = now
             return s.done
         }

@@ -38,8 +38,11 @@ struct Diff: AsyncParsableCommand {
 
     @OptionGroup var limits: LayerLimitOptions
 
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         try usageChecked { (try ImageLocation(parsing: a), try ImageLocation(parsing: b)) }
+        if let platform { try usageChecked { try PlatformSelection.parse(platform) } }
     }
 
     func run() async throws {

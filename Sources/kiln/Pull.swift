@@ -36,8 +36,11 @@ struct Pull: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON (reference, digest, size) on stdout.")
     var json = false
 
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         try usageChecked { try RegistryReference(parsing: reference) }
+        if let platform { try usageChecked { try PlatformSelection.parse(platform) } }
     }
 
     func run() async throws {

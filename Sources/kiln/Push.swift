@@ -14,6 +14,8 @@ struct Push: AsyncParsableCommand {
             (--dest-compress-format zstd for zstd), which changes the manifest digest (a notice \
             says so); --preserve-digests pushes them as they are. Compressed layers are kept in \
             the layer cache, so pushing the same archive again compresses nothing.
+            From an index (a multi-platform image), --platform picks the image to push (default: \
+            this machine's); kiln copy --all pushes the index with every platform.
 
             Example: kiln push oci:layout:1.0 docker://127.0.0.1:5000/hello:1.0
             """)
@@ -28,8 +30,12 @@ struct Push: AsyncParsableCommand {
 
     @OptionGroup var layerFlags: PushLayerFlags
 
+    @OptionGroup var platform: PlatformOption
+
     @Flag(help: "Print the result as JSON (reference, digest, size) on stdout.")
     var json = false
+
+    @OptionGroup var global: GlobalOptions
 
     func validate() throws {
         try usageChecked { (try ImageLocation(parsing: source), try RegistryReference(parsing: reference)) }
@@ -41,7 +47,7 @@ struct Push: AsyncParsableCommand {
             let dst = try RegistryReference(parsing: reference)
             let options = try registry.options(json: json)
             // A registry source's layers are mounted or streamed by the upload itself.
-            let opened = try await src.open(options: options, fetchLayers: false)
+            let opened = try await src.open(options: options, platform: try platform.selected(), fetchLayers: false)
             defer { opened.removeSpool() }
             let pushed = try await ImageLocation.registry(dst).write(opened.image.pending(name: dst.name, tag: dst.tag ?? "latest"),
                                                                      options: options, layers: try layerFlags.policy(),

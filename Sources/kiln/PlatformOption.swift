@@ -1,0 +1,23 @@
+import ArgumentParser
+import KilnOCI
+import KilnRegistry
+
+/// `--platform OS/ARCH[/VARIANT]` for commands that read one image (`export`, `merge`,
+/// `push`): which image of an index — a multi-platform image in an OCI layout, archive or
+/// registry — they read. This machine's by default, as `pull` and `copy` choose; an index
+/// without it is an error that lists what the index has (`PlatformSelection.select`). A
+/// malformed value is a usage error (exit 64), found while the line is parsed.
+struct PlatformOption: ParsableArguments {
+    @Option(help: ArgumentHelp("The platform to pick from an index (a multi-platform image): OS/ARCH[/VARIANT] (default: this machine's).",
+                               valueName: "os/arch[/variant]"))
+    var platform: String?
+
+    func validate() throws {
+        if let platform { try usageChecked { try PlatformSelection.parse(platform) } }
+    }
+
+    /// The platform asked for, else the host's.
+    func selected() throws -> Platform {
+        try platform.map(PlatformSelection.parse) ?? .host
+    }
+}

@@ -35,6 +35,8 @@ struct Referrers: AsyncParsableCommand {
         var referrers: [Descriptor]
     }
 
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         if case .local(.dockerArchive) = try usageChecked({ try ImageLocation(parsing: image) }) {
             throw ValidationError("referrers: a docker-archive holds no artifacts; use an OCI layout (oci:, oci-archive:) or a registry")
@@ -54,6 +56,11 @@ struct Referrers: AsyncParsableCommand {
             if json {
                 try printJSON(Report(reference: location.description, subject: subject, referrers: found))
                 return
+            }
+            if found.isEmpty {
+                // stdout stays empty for scripts; a person is told the list is empty, not broken.
+                let what = artifactType.map { "no artifacts of type \($0)" } ?? "no artifacts"
+                notice("\(what) refer to \(location)@\(subject.digest)")
             }
             for d in found {
                 let notes = (d.annotations ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }

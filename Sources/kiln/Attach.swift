@@ -61,6 +61,8 @@ struct Attach: AsyncParsableCommand {
 
     @OptionGroup var registry: RegistryFlags
 
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         if case .local(.dockerArchive) = try usageChecked({ try ImageLocation(parsing: image) }) {
             throw ValidationError("attach: a docker-archive holds no artifacts; use an OCI layout (oci:, oci-archive:) or a registry")

@@ -81,6 +81,8 @@ struct Build: AsyncParsableCommand {
 
     @OptionGroup var provenance: ProvenanceOptions
 
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         if let push {
             do { _ = try RegistryReference(parsing: push) } catch { throw ValidationError("--push: \(error)") }

@@ -31,6 +31,8 @@ struct CacheCommand: ParsableCommand {
         abstract: "Manage the layer cache.",
         subcommands: [Prune.self])
 
+    @OptionGroup var global: GlobalOptions
+
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove cache entries and runAsRoot base snapshots unused for a while, leftovers of interrupted builds, and unreferenced blobs.",
@@ -44,6 +46,8 @@ struct CacheCommand: ParsableCommand {
 
         @Option(help: "The layer cache (default: $XDG_CACHE_HOME/kiln or ~/.cache/kiln).")
         var cacheDir: String?
+
+        @OptionGroup var global: GlobalOptions
 
         mutating func run() throws {
             try reportingErrors {

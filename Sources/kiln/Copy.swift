@@ -46,6 +46,8 @@ struct Copy: AsyncParsableCommand {
 
     @OptionGroup var layerFlags: PushLayerFlags
 
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         let (_, dst) = try usageChecked { (try ImageLocation(parsing: source), try ImageLocation(parsing: destination)) }
         if layerFlags.givenExplicitly, case .local = dst {

@@ -5,7 +5,11 @@ import Synchronization
 
 /// Options every command takes, declared on the root command: ArgumentParser parses a
 /// parent command's options wherever they stand on the line, so `kiln build x.yaml
-/// --quiet` and `kiln --log-level debug push …` both work, and no command declares them.
+/// --quiet` and `kiln --log-level debug push …` both work. Each subcommand declares them
+/// too, last (`@OptionGroup var global: GlobalOptions`), only so that its --help lists
+/// them: the root has parsed them by then, and ArgumentParser hands an option group of a
+/// type a parent command already decoded that parent's value (`OptionGroup.init(from:)`),
+/// so both declarations are one storage.
 struct GlobalOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print no progress and no notices (warnings, errors and results still).")
     var quiet = false

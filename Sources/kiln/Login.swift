@@ -36,6 +36,8 @@ struct Login: AsyncParsableCommand {
     @Option(name: .customLong("cert-dir"), help: "A directory of extra CA certificates to trust.")
     var certDir: String?
 
+    @OptionGroup var global: GlobalOptions
+
     func run() async throws {
         try await reportingErrors {
             let host = normalizedRegistry(registry)
@@ -70,6 +72,8 @@ struct Logout: ParsableCommand {
 
     @Argument(help: "The registry: HOST[:PORT] (default: docker.io).")
     var registry: String = RegistryReference.dockerHub
+
+    @OptionGroup var global: GlobalOptions
 
     mutating func run() throws {
         try reportingErrors {

@@ -157,6 +157,8 @@ struct Lock: AsyncParsableCommand {
     /// For a `docker://` fromImage (its dpkg database).
     @OptionGroup var registry: RegistryFlags
 
+    @OptionGroup var global: GlobalOptions
+
     func run() async throws {
         try await reportingErrors {
             let spec = try Spec.load(path: self.spec)

@@ -13,6 +13,8 @@ struct TarsumCommand: ParsableCommand {
     @Option(help: "Tarsum version: 0 or 1.")
     var version: Int = 1
 
+    @OptionGroup var global: GlobalOptions
+
     mutating func run() throws {
         try reportingErrors {
             guard version == 0 || version == 1 else { throw ValidationError("--version must be 0 or 1") }

@@ -50,6 +50,7 @@ struct Copy: AsyncParsableCommand {
 
     func validate() throws {
         let (_, dst) = try usageChecked { (try ImageLocation(parsing: source), try ImageLocation(parsing: destination)) }
+        if let platform { try usageChecked { try PlatformSelection.parse(platform) } }
         if layerFlags.givenExplicitly, case .local = dst {
             throw ValidationError("--dest-compress-format and --preserve-digests apply to a docker:// destination")
         }

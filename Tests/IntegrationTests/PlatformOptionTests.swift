@@ -87,7 +87,8 @@ import Testing
                      ["merge", image, "-o", dir.path + "/x.tar"],
                      ["push", image, "docker://127.0.0.1:9/p/q:1"],
                      ["pull", "docker://127.0.0.1:9/p/q:1", "-o", dir.path + "/x.tar"],
-                     ["diff", image, image]] {
+                     ["diff", image, image],
+                     ["copy", image, "oci:\(dir.path)/x.tar:1"]] {
             for bad in ["linux", "linux/amd64/v1/x", "/amd64", "linux//v8"] {
                 let r = try kiln(args + ["--platform", bad], check: false)
                 #expect(r.status == 64, "\(args[0]) --platform \(bad): \(r)")

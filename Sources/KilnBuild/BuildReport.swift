@@ -9,7 +9,8 @@ public struct BuildReport {
     public var packages: [Package]
     /// Package names the base image's dpkg database already satisfied.
     public var satisfiedByInstalled: [String]
-    /// The files of each `closure:` item (by index in `contents`), at their host paths.
+    /// The files of each `closure:` and `swift:` item (by index in `contents`), at their
+    /// host paths (normal form): what the SBOM names the host packages of.
     public var closureFiles: [Int: [String]] = [:]
     /// What each layer of `image` holds, bottom to top, for the provenance document
     /// (Provenance+Build.swift); nil when the build could not tell.

@@ -11,7 +11,7 @@ import KilnOCI
 struct PackageLayers {
     /// One layer per package (the least popular merged into the last when the budget is
     /// short), bottom to top, with a history comment each.
-    var layers: [(input: LayerInput, comment: String)]
+    var layers: [Layer]
     /// Kiln's own files: dpkg metadata, the CA bundle, `/etc/localtime`, the merged-/usr
     /// symlinks. A layer of its own above the packages.
     var generated: FileTree
@@ -22,6 +22,21 @@ struct PackageLayers {
     /// Every package layer and the generated files merged: what the contents above them
     /// see (and follow the symlinks of).
     var view = FileTree()
+
+    /// One package layer and the packages it holds.
+    struct Layer {
+        var input: LayerInput
+        var comment: String
+        /// The packages of the layer, as indices into `unpacked`, in the order they were
+        /// unpacked into it (the provenance document and the SBOM name them from here, so
+        /// nothing re-derives the grouping).
+        var packages: [Int]
+    }
+
+    /// The packages of layer `i`, bottom to top.
+    func packages(ofLayer i: Int) -> [(package: FetchedPackage, files: Int, bytes: Int64, license: String?)] {
+        layers[i].packages.map { unpacked[$0] }
+    }
 }
 
 /// Debian's default `PATH` (base-files' /etc/profile and login.defs).
@@ -78,6 +93,7 @@ extension ImageBuilder {
         var usrTops = Set<String>()
         for group in groups {
             var layerTree = FileTree()
+            let first = out.unpacked.count
             for p in group {
                 let what = "\(location): \(p.package.name) \(p.package.version) (\(p.debPath))"
                 let deb: DebArchive
@@ -120,7 +136,8 @@ extension ImageBuilder {
             // A package's layer has the package's own mtimes; the few directories no
             // package lists get 0, never the spec's `mtime`, so the layer is the same in
             // every image.
-            out.layers.append((try layerInput(try TreeLayer(tree: layerTree, mtime: 0)), comment))
+            out.layers.append(PackageLayers.Layer(input: try layerInput(try TreeLayer(tree: layerTree, mtime: 0)), comment: comment,
+                                                  packages: Array(first..<out.unpacked.count)))
             out.view.merge(layerTree)
         }
         try addGenerated(to: &out.generated, mergedUsr: mergedUsr, base: base, baseStatus: baseStatus, replaced: replaced,

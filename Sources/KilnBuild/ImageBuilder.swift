@@ -58,16 +58,14 @@ public struct ImageBuilder {
         let baseRoot = try baseFiles(base)
         // Each item's files at the paths the item names; placed below, after the packages.
         var itemTrees: [FileTree] = []
-        // The files of each `closure:` item at their host paths, for the SBOM.
+        // The files of each `closure:` and `swift:` item at their host paths, for the SBOM.
         var closureFiles: [Int: [String]] = [:]
         // Isolated closures whose launchers are shell scripts.
         var shellLaunchers: [Int] = []
         for (i, item) in spec.contents.enumerated() {
             var itemTree = FileTree()
             if try add(item, index: i, to: &itemTree) { shellLaunchers.append(i) }
-            if item.kind == .closure, item.target == nil, !item.isolate {
-                closureFiles[i] = itemTree.paths.filter { !(itemTree[$0]?.isDirectory ?? true) }.sorted()
-            }
+            if let files = Self.closureFiles(item, tree: itemTree) { closureFiles[i] = files }   // ImageBuilder+ClosureFiles.swift
             itemTrees.append(itemTree)
         }
         var budget = spec.maxLayers - (base?.image.layers.count ?? 0) - (runAsRootScript == nil ? 0 : 1)
@@ -130,14 +128,15 @@ public struct ImageBuilder {
             throw BuildError("\(p.location): perms: \"\(original[p]?.path ?? p.path)\" matches nothing in the image")
         }
         if let baseRoot { try settleAgainstBase(&tree, provenance: provenance, base: baseRoot) }
-        guard budget >= 1 else {
+        // With packages, an empty contents layer is left out (the packages were given
+        // its room then).
+        let packagesOnly = pkg != nil && tree.paths.isEmpty
+        guard budget >= 1 || packagesOnly else {
             let loc = spec.keyLocations["maxLayers"].map { "\($0): " } ?? ""
             throw BuildError("\(loc)maxLayers: \(spec.maxLayers) leaves no room for new layers on a base of \(base?.image.layers.count ?? 0)")
         }
-        var split = try tree.split(provenance: provenance, strategy: spec.layering, budget: budget).layers
-        if split.isEmpty { split = [FileTree()] }
-        // With packages, an empty contents layer is left out.
-        if pkg != nil, tree.paths.isEmpty { split = [] }
+        var split = packagesOnly ? [] : try tree.split(provenance: provenance, strategy: spec.layering, budget: budget).layers
+        if split.isEmpty, !packagesOnly { split = [FileTree()] }
         let contentLayers = try split.map { try layerInput(try TreeLayer(tree: $0, mtime: mtime.epoch)) }
         let contentProvenance = Self.contentProvenance(split, provenance: provenance, spec: spec)
         if let planKey { storePlan(planKey, layers: contentLayers, hasContents: !tree.paths.isEmpty, provenance: contentProvenance) }

@@ -126,12 +126,10 @@ extension ImageBuilder {
         guard let content else { return nil }
         var new: [Provenance.Layer] = []
         if let pkg {
-            // One package per layer, but the last, which takes the rest when the layer
-            // budget is short (ImageBuilder+Packages.swift groups them so).
-            let unpacked = pkg.unpacked
+            // Each layer's packages as the layers were made (one each, the least popular
+            // merged into the last when the layer budget is short).
             for i in pkg.layers.indices {
-                let group = i == pkg.layers.count - 1 ? Array(unpacked[min(i, unpacked.count)...]) : [unpacked[i]]
-                let packages = group.map {
+                let packages = pkg.packages(ofLayer: i).map {
                     Provenance.Package(name: $0.package.package.name, version: $0.package.package.version,
                                        files: $0.files, bytes: $0.bytes, license: $0.license)
                 }

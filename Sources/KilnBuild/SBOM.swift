@@ -152,11 +152,13 @@ public struct SBOM {
                 relationships.append(Relationship(spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: fid))
                 describedFiles.append(fid)
             } else if let closure = report.closureFiles[i] {
-                // An ELF closure: the host packages its files come from, where dpkg knows them.
+                // An ELF closure (or a Swift product's): the host packages its files come
+                // from, where dpkg knows them.
                 let pid = id("Contents", "\(i)")
+                let kind = item.swift.map { "swift \($0.product)" } ?? (item.isolate ? "closure, isolated" : "closure")
                 packages.append(Package(SPDXID: pid, name: item.path, downloadLocation: "NOASSERTION",
                                         licenseDeclared: "NOASSERTION", primaryPackagePurpose: "APPLICATION",
-                                        comment: "\(what) (closure): \(closure.count) files"))
+                                        comment: "\(what) (\(kind)): \(closure.count) files"))
                 relationships.append(Relationship(spdxElementId: "SPDXRef-Image", relationshipType: "CONTAINS", relatedSpdxElement: pid))
                 var owners: [String: HostPackages.Owner] = [:]
                 for f in closure { if let o = hostPackages.owner(of: "/" + f) { owners[o.name] = o } }

@@ -178,10 +178,12 @@ public final class LayerCache: @unchecked Sendable {
             remove(root + "/blobs/sha256/" + n)
         }
         // Leftovers of interrupted pushes, then plans (ImageBuilder+PlanCache), base
-        // listings (BaseListing) and compressed twins of pushed layers (KilnRegistry's
-        // CompressedTwins) unused for as long: all are made again when needed.
+        // listings (BaseListing), compressed twins of pushed layers (KilnRegistry's
+        // CompressedTwins) and images' provenance documents (LayerCache+Provenance)
+        // unused for as long: all but the last are made again when needed, and a
+        // document is written again by the next build of its image.
         for n in (try? FileSystem.listDirectory(root + "/compressed/tmp")) ?? [] { remove(root + "/compressed/tmp/" + n) }
-        for dir in ["plans", "base-listings", "compressed/entries", "compressed/blobs"] {
+        for dir in ["plans", "base-listings", "compressed/entries", "compressed/blobs", "provenance"] {
             for n in (try? FileSystem.listDirectory(root + "/" + dir)) ?? [] {
                 let p = root + "/" + dir + "/" + n
                 var st = stat()

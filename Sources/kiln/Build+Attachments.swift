@@ -21,6 +21,8 @@ extension Build {
     /// (`oci:DIR:TAG` or `oci-archive:PATH:TAG` with the tag they were written under, or
     /// the `--push` reference), nil for a docker-archive or `--stream`.
     func writeAttachments(_ built: [BuiltImage], index: WrittenIndex?, destination: ImageLocation?) async throws {
+        // Every build's provenance, kept in the layer cache (Provenance+Cache.swift).
+        await keepProvenanceInCache(built)
         if let sbom {
             let items = HandOff(built.map { b in (path: built.count > 1 ? Self.sbomPath(sbom, for: b.platform) : sbom, image: b) })
             try await OwnThread.run("kiln-sbom") {

@@ -10,11 +10,14 @@ struct FileListingOptions: ParsableArguments {
     @Flag(help: "List the image's files with size, layer (its digest's first 12 hex digits) and origin (the spec item or package, from the provenance).")
     var files = false
 
-    @Option(help: ArgumentHelp("With --files: the image's provenance document (default: the one attached beside it, if any).", valueName: "path"))
+    @Option(help: ArgumentHelp("With --files: the image's provenance document (default: the one attached beside it, else the one kiln build kept in the layer cache).", valueName: "path"))
     var provenance: String?
+
+    @OptionGroup var cache: CacheDirOption
 
     func validate() throws {
         if provenance != nil, !files { throw ValidationError("--provenance names the origins of --files; add --files") }
+        if cache.cacheDir != nil, !files { throw ValidationError("--cache-dir is where --files finds the provenance kept by kiln build; add --files") }
     }
 }
 
@@ -34,13 +37,15 @@ struct ListedFile: Codable {
 extension Inspect {
     /// Lists every file of the image (directories left out): size, layer, origin, path,
     /// one line each in path order, or a JSON array with `--json`. Origins come from the
-    /// provenance document (given or attached); without one a file is named by its layer.
+    /// provenance document (given, attached, or kept in the layer cache by the build);
+    /// without one a file is named by its layer.
     func listFiles(_ location: ImageLocation, options: RegistryOptions, platform: Platform,
                    listing: FileListingOptions, json: Bool) async throws {
         let opened = try await location.open(options: options, platform: platform, fetchLayers: true)
         defer { opened.removeSpool() }
         let img = opened.image
-        let document = try await provenanceDocument(explicit: listing.provenance, location: location, image: img, options: options)
+        let document = try await provenanceDocument(explicit: listing.provenance, location: location, image: img, options: options,
+                                                    cacheRoot: listing.cache.root)
         let files = try await OwnThread.run("kiln-inspect") { try ImageFiles.read(img, hashing: false) }
         let layers = img.layers.map { l in (name: String(l.descriptor.digest.hex.prefix(12)), provenance: document?.layer(diffID: l.diffID)) }
         let indexes = layers.map { $0.provenance?.originIndex() ?? [:] }
@@ -68,9 +73,10 @@ extension Inspect {
 
 /// The provenance document of `image`: from `explicit` when given (an error if it cannot
 /// be read or describes none of the image's layers), else the one attached beside the
-/// image in its layout or registry, else nil.
+/// image in its layout or registry, else the one `kiln build` kept in the layer cache at
+/// `cacheRoot` (Provenance+Cache.swift), else nil.
 func provenanceDocument(explicit: String?, location: ImageLocation, image: SourceImage,
-                        options: RegistryOptions) async throws -> Provenance? {
+                        options: RegistryOptions, cacheRoot: String?) async throws -> Provenance? {
     if let explicit {
         let doc = try Provenance.decode(try FileReader(path: explicit).readAll(limit: 256 << 20), what: explicit)
         guard image.layers.contains(where: { doc.layer(diffID: $0.diffID) != nil }) else {
@@ -78,5 +84,6 @@ func provenanceDocument(explicit: String?, location: ImageLocation, image: Sourc
         }
         return doc
     }
-    return try await attachedProvenance(location: location, image: image, options: options)
+    if let attached = try await attachedProvenance(location: location, image: image, options: options) { return attached }
+    return cacheRoot.flatMap { cachedProvenance(root: $0, image: image) }
 }

@@ -16,7 +16,8 @@ struct Report: AsyncParsableCommand {
             The page (inline CSS and script, no network, no external fonts) shows a treemap of \
             the image by layer (each named by its digest's first 12 hex digits, as `docker \
             history` does), then by origin (the spec item or package that brought the files, \
-            from Kiln's provenance document: attached beside the image, or --provenance PATH), \
+            from Kiln's provenance document: --provenance PATH, else attached beside the image, \
+            else the one kiln build kept in the layer cache), \
             then by directory; the largest files; the bytes shipped for nothing (files a later \
             layer overwrites or deletes, identical files in several layers); the packages with \
             their versions and licences (from --sbom, SPDX or CycloneDX JSON, else an \
@@ -33,8 +34,10 @@ struct Report: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The HTML file to write.")
     var output: String
 
-    @Option(help: ArgumentHelp("The image's provenance document (default: the one attached beside it, if any).", valueName: "path"))
+    @Option(help: ArgumentHelp("The image's provenance document (default: the one attached beside it, else the one kiln build kept in the layer cache).", valueName: "path"))
     var provenance: String?
+
+    @OptionGroup var cache: CacheDirOption
 
     @Option(help: ArgumentHelp("An SBOM of the image (SPDX 2.x or CycloneDX JSON), for package versions and licences.", valueName: "path"))
     var sbom: String?
@@ -61,7 +64,8 @@ struct Report: AsyncParsableCommand {
             let maxLayerSize = limits.maxLayerSize.bytes
             let opened = try await location.open(options: options, platform: selection, fetchLayers: true, maxLayerSize: maxLayerSize)
             defer { opened.removeSpool() }
-            let document = try await provenanceDocument(explicit: provenance, location: location, image: opened.image, options: options)
+            let document = try await provenanceDocument(explicit: provenance, location: location, image: opened.image, options: options,
+                                                        cacheRoot: cache.root)
             var packages = try sbom.map { path in
                 try ImageReport.packages(fromSBOM: try FileReader(path: path).readAll(limit: 256 << 20), what: path)
             } ?? []

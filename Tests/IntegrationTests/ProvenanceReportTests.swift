@@ -189,7 +189,8 @@ func writeTwoItems(_ dir: TempDir) throws -> String {
 
         let json = try parseJSON(try kiln(["inspect", "--files", "--json", image, "--provenance", dir.path + "/prov.json"]).stdout) as! [[String: Any]]
         #expect(json.contains { $0["path"] as? String == "/share/notes.txt" && $0["origin"] as? String == "contents[0] directory app" && $0["size"] as? Int == 120000 })
-        let plain = try kiln(["inspect", "--files", image])
+        // Without a document (none given or attached, none in this cache) a file is named by its layer.
+        let plain = try kiln(["inspect", "--files", image, "--cache-dir", dir.path + "/no-cache"])
         #expect(plain.stdout.contains("/bin/tool  [layer "), "\(plain.stdout)")
         // On a base: its layers are the base's, named as the spec names it.
         try dir.write("top/hello", "hi\n")

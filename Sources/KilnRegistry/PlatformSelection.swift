@@ -8,7 +8,7 @@ public enum PlatformSelection {
     public static func parse(_ s: String) throws -> Platform {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard (2...3).contains(parts.count), !parts.contains(where: \.isEmpty) else {
-            throw RegistryError.invalidReference(s, reason: "a platform is OS/ARCH[/VARIANT], such as linux/amd64 or linux/arm64/v8")
+            throw RegistryError.invalidPlatform(s)
         }
         return Platform(architecture: parts[1], os: parts[0], variant: parts.count == 3 ? parts[2] : nil)
     }

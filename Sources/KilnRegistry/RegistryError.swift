@@ -3,6 +3,8 @@ import KilnOCI
 /// Errors from talking to a registry. Descriptions never include credentials or tokens.
 public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidReference(String, reason: String)
+    /// A platform that is not `OS/ARCH[/VARIANT]`.
+    case invalidPlatform(String)
     /// An HTTP status the operation did not expect, with the registry's error codes
     /// from the body (spec.md "Error Codes"), kept typed so retries can depend on them.
     case http(status: Int, what: String, detail: String, codes: [RegistryErrorCode] = [])
@@ -26,6 +28,7 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String {
         switch self {
         case .invalidReference(let s, let reason): return "invalid image reference \"\(s)\": \(reason)"
+        case .invalidPlatform(let s): return "invalid platform \"\(s)\": a platform is OS/ARCH[/VARIANT], such as linux/amd64 or linux/arm64/v8"
         case .notDownloaded(let d): return "blob \(d) was read before it was downloaded"
         case .http(let status, let what, let detail, _):
             return "\(what): HTTP \(status)" + (detail.isEmpty ? "" : " (\(detail))")

@@ -65,7 +65,7 @@ public struct ImageBuilder {
         for (i, item) in spec.contents.enumerated() {
             var itemTree = FileTree()
             if try add(item, index: i, to: &itemTree) { shellLaunchers.append(i) }
-            if let files = Self.closureFiles(item, tree: itemTree) { closureFiles[i] = files }   // ImageBuilder+ClosureFiles.swift
+            if let files = hostFilesForSBOM(item, tree: itemTree) { closureFiles[i] = files }   // ImageBuilder+ClosureFiles.swift
             itemTrees.append(itemTree)
         }
         var budget = spec.maxLayers - (base?.image.layers.count ?? 0) - (runAsRootScript == nil ? 0 : 1)

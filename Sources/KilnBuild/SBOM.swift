@@ -21,7 +21,8 @@ public struct SBOM {
     public var reference: String
     /// Distribution for purls: `debian` (or `ubuntu`), from the repositories.
     public var distribution: String = "debian"
-    /// The host whose dpkg database names the owners of `closure:` files.
+    /// The host whose dpkg database names the owners of `closure:` and `swift:` files (for
+    /// a platform built from its sysroot, `sysroots:`, the sysroot's names its closures').
     public var hostRoot: String = "/"
 
     public init(report: BuildReport, manifestDigest: KilnOCI.Digest, reference: String) {
@@ -82,6 +83,8 @@ public struct SBOM {
         var used = Set<String>()
         var describedFiles: [String] = []
         let hostPackages = HostPackages(root: hostRoot, load: !report.closureFiles.isEmpty)
+        // A sysroot's closures are owned by its packages (`swift:` products are the host's).
+        let sysrootPackages = report.spec.buildSysroot.map { HostPackages(root: $0, load: !report.closureFiles.isEmpty) }
         func id(_ prefix: String, _ name: String) -> String {
             let clean = String(name.unicodeScalars.map { c -> Character in
                 (c.isASCII && (SPDXChars.alnum(c) || c == "." || c == "-")) ? Character(c) : "-"
@@ -161,7 +164,8 @@ public struct SBOM {
                                         comment: "\(what) (\(kind)): \(closure.count) files"))
                 relationships.append(Relationship(spdxElementId: "SPDXRef-Image", relationshipType: "CONTAINS", relatedSpdxElement: pid))
                 var owners: [String: HostPackages.Owner] = [:]
-                for f in closure { if let o = hostPackages.owner(of: "/" + f) { owners[o.name] = o } }
+                let db = item.kind == .closure ? sysrootPackages ?? hostPackages : hostPackages
+                for f in closure { if let o = db.owner(of: "/" + f) { owners[o.name] = o } }
                 for name in owners.keys.sorted() {
                     let o = owners[name]!
                     let hid = id("HostPackage", "\(o.name)-\(o.version)")

@@ -60,6 +60,72 @@ import Testing
         #expect(try kiln(["inspect", "--files", archive, "--cache-dir", cache]).stdout.contains("/bin/tool  [layer "))
     }
 
+    /// The key is the config digest: a copy whose manifest digest differs (a docker-archive
+    /// into an OCI layout) finds the document, and each platform of an index finds its own.
+    @Test func aCopyAndEachPlatformOfAnIndexFindTheirs() throws {
+        let dir = try TempDir()
+        try dir.write("image.yaml", """
+            name: kiln-test/kept-copy
+            tag: v1
+            created: 2024-01-01T00:00:00Z
+            layering: auto
+            \(try writeTwoItems(dir))
+            """)
+        let cache = dir.path + "/cache"
+        try kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar", "--cache-dir", cache])
+        try kiln(["copy", "docker-archive:" + dir.path + "/img.tar", "oci:\(dir.path)/copy:v1"])
+        func digests(_ image: String) throws -> (String, String) {
+            let j = try parseJSON(try kiln(["inspect", image, "--json"]).stdout) as! [String: Any]
+            return (j["manifestDigest"] as! String, j["configDigest"] as! String)
+        }
+        let (archived, copied) = (try digests("docker-archive:" + dir.path + "/img.tar"), try digests("oci:\(dir.path)/copy:v1"))
+        #expect(archived.0 != copied.0 && archived.1 == copied.1, "\(archived) \(copied)")
+        let files = try kiln(["inspect", "--files", "oci:\(dir.path)/copy:v1", "--cache-dir", cache]).stdout
+        #expect(files.contains("/opt/data/lib/libdata.so  [contents[1] source data]"), "\(files)")
+
+        try dir.write("multi.yaml", """
+            name: kiln-test/kept-multi
+            tag: v1
+            created: 2024-01-01T00:00:00Z
+            platforms: [linux/amd64, linux/arm64/v8]
+            contents: [app, {source: data, target: /opt/data}]
+            """)
+        try kiln(["build", dir.path + "/multi.yaml", "--format", "oci", "-o", dir.path + "/multi", "--cache-dir", cache])
+        for platform in ["linux/amd64", "linux/arm64/v8"] {
+            let listed = try kiln(["inspect", "--files", "oci:\(dir.path)/multi:v1", "--platform", platform, "--cache-dir", cache]).stdout
+            #expect(listed.contains("/bin/tool  [contents[0] directory app]"), "\(platform): \(listed)")
+        }
+    }
+
+    /// A pushed image (no --attach-provenance: nothing beside it in the registry) and a
+    /// docker-archive copied to a registry (its plain layers compressed, another manifest
+    /// digest) both find the document the build kept.
+    @Test(.enabled(if: registryToolsPresent, "needs docker-registry"))
+    func pushedAndCopiedImagesFindTheirs() throws {
+        let dir = try TempDir()
+        try dir.write("image.yaml", """
+            name: kiln-test/kept-pushed
+            tag: v1
+            created: 2024-01-01T00:00:00Z
+            layering: auto
+            \(try writeTwoItems(dir))
+            """)
+        let reg = try TestRegistry()
+        defer { kill(reg.process.processIdentifier, SIGKILL); reg.process.waitUntilExit() }
+        let env = try KilnEnv()
+        let ref = "docker://\(reg.host)/kiln/kept:v1"
+        try env.kiln(["build", dir.path + "/image.yaml", "--push", ref])
+        #expect(!(try env.kiln(["referrers", ref]).stdout.contains("provenance")))
+        let pushed = try env.kiln(["inspect", "--files", ref]).stdout
+        #expect(pushed.contains("/bin/tool  [contents[0] directory app]"), "\(pushed)")
+
+        try env.kiln(["build", dir.path + "/image.yaml", "-o", dir.path + "/img.tar"])
+        let copied = "docker://\(reg.host)/kiln/kept-copy:v1"
+        try env.kiln(["copy", "docker-archive:" + dir.path + "/img.tar", copied])
+        let listed = try env.kiln(["inspect", "--files", copied]).stdout
+        #expect(listed.contains("/opt/data/lib/libdata.so  [contents[1] source data]"), "\(listed)")
+    }
+
     /// `--no-cache` keeps nothing; a stored document that is garbage, or that describes
     /// other layers, is ignored with a notice, and the files are named by layer.
     @Test func noCacheKeepsNothingAndABadDocumentIsIgnored() throws {

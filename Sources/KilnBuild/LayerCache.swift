@@ -146,9 +146,9 @@ public final class LayerCache: @unchecked Sendable {
 
     func blobPath(_ d: Digest) -> String { "\(root)/blobs/\(d.algorithm)/\(d.hex)" }
 
-    /// Removes temporary leftovers of killed builds, entries, plans and base listings
-    /// unused for `olderThan` seconds (all of them with 0), and blobs no entry refers to. Waits for running
-    /// builds to finish. Returns the bytes freed.
+    /// Removes temporary leftovers of killed builds, entries, plans, base listings and
+    /// provenance documents unused for `olderThan` seconds (all of them with 0), and blobs
+    /// no entry refers to. Waits for running builds to finish. Returns the bytes freed.
     @discardableResult
     public func prune(olderThan: Int64) throws -> Int64 {
         flock(lockFD, LOCK_EX)

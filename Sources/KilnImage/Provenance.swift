@@ -1,9 +1,11 @@
 import KilnOCI
 
 /// Where each layer of a built image came from: Kiln's provenance document
-/// (`application/vnd.kiln.provenance.v1+json`), written by `kiln build --provenance PATH`
-/// and attached beside the image in layouts and registries as an OCI artifact whose
-/// `subject` is the image's manifest (image-spec manifest.md "subject", "artifactType").
+/// (`application/vnd.kiln.provenance.v1+json`), kept by every `kiln build` in the layer
+/// cache by the image's config digest (KilnBuild's LayerCache+Provenance.swift), written
+/// by `kiln build --provenance PATH`, and attached beside the image in layouts and
+/// registries (`--attach-provenance`) as an OCI artifact whose `subject` is the image's
+/// manifest (image-spec manifest.md "subject", "artifactType").
 ///
 /// For each layer, bottom to top: its diffID and digest, what put it there (`source`:
 /// the base image, a Debian package layer, Kiln's generated files, the spec's contents,

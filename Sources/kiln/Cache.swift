@@ -35,7 +35,7 @@ struct CacheCommand: ParsableCommand {
 
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove cache entries and runAsRoot base snapshots unused for a while, leftovers of interrupted builds, and unreferenced blobs.",
+            abstract: "Remove cache entries, images' provenance documents and runAsRoot base snapshots unused for a while, leftovers of interrupted builds, and unreferenced blobs.",
             discussion: "Waits for running builds to finish. Example: kiln cache prune --older-than 7d")
 
         @Option(help: "Remove entries unused for this long: 30m, 12h, 7d (default 7d).")

@@ -31,6 +31,8 @@ struct Inspect: AsyncParsableCommand {
 
     @OptionGroup var fileListing: FileListingOptions
 
+    @OptionGroup var global: GlobalOptions
+
     struct LayerInfo: Codable {
         var digest: Digest
         var diffID: Digest
@@ -50,6 +52,7 @@ struct Inspect: AsyncParsableCommand {
 
     func validate() throws {
         try usageChecked { try ImageLocation(parsing: image) }
+        if let platform, platform != "host" { try usageChecked { try PlatformSelection.parse(platform) } }
     }
 
     func run() async throws {

@@ -49,6 +49,8 @@ struct Report: AsyncParsableCommand {
 
     @OptionGroup var limits: LayerLimitOptions
 
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         try usageChecked { try ImageLocation(parsing: image) }
         if let platform { try usageChecked { try PlatformSelection.parse(platform) } }

@@ -88,7 +88,9 @@ import Testing
                      ["push", image, "docker://127.0.0.1:9/p/q:1"],
                      ["pull", "docker://127.0.0.1:9/p/q:1", "-o", dir.path + "/x.tar"],
                      ["diff", image, image],
-                     ["copy", image, "oci:\(dir.path)/x.tar:1"]] {
+                     ["copy", image, "oci:\(dir.path)/x.tar:1"],
+                     ["inspect", image],
+                     ["report", image, "-o", dir.path + "/x.tar"]] {
             for bad in ["linux", "linux/amd64/v1/x", "/amd64", "linux//v8"] {
                 let r = try kiln(args + ["--platform", bad], check: false)
                 #expect(r.status == 64, "\(args[0]) --platform \(bad): \(r)")
@@ -145,8 +147,7 @@ import Testing
     }
 
     @Test func everySubcommandsHelpListsTheGlobalOptions() throws {
-        // inspect and report: see the report of this change (their files are another's).
-        for command in [["build"], ["lock"], ["copy"], ["attach"], ["referrers"], ["diff"], ["pull"], ["push"],
+        for command in [["build"], ["lock"], ["copy"], ["attach"], ["referrers"], ["diff"], ["pull"], ["push"], ["inspect"], ["report"],
                         ["login"], ["logout"], ["export"], ["merge"], ["cache"], ["cache", "prune"], ["tarsum"]] {
             let help = try kiln(command + ["--help"]).stdout
             #expect(help.contains("-q, --quiet") && help.contains("--log-level <log-level>"), "kiln \(command.joined(separator: " ")) --help: \(help)")

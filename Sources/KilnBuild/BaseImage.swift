@@ -53,11 +53,6 @@ public final class BaseImage {
                 let t = spec.fromImageTag != nil || spec.fromImageName != nil ? try ociTag(spec, tag) : tag
                 source = try layoutSource(try TarIndex(path: path), tag: t, spec: spec,
                                           what: ImageReference.ociArchive(path: path, tag: t).description)
-            default:
-                if spec.fromImageName != nil || spec.fromImageTag != nil {
-                    throw BuildError(chooserMisuse)
-                }
-                source = try ref.source(maxLayerSize: limits.maxLayerSize)
             }
             return BaseImage(reference: from, image: try source.image(), staging: staging, limits: limits)
         } catch let e as BuildError {

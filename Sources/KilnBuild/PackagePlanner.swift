@@ -113,8 +113,6 @@ public struct PackagePlanner: Sendable {
         do {
             resolution = try Resolver(available: available, installed: installed, architecture: architecture)
                 .resolve(requests, recommends: spec.recommends)
-        } catch let e as BuildError {
-            throw e
         } catch {
             throw BuildError("\(error)")
         }

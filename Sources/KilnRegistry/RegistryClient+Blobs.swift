@@ -22,20 +22,35 @@ extension RegistryClient {
         }
     }
 
-    /// A small blob (a config) read into memory and checked against its descriptor.
+    /// A small blob (a config) read into memory and checked against its descriptor; bytes
+    /// that do not match are fetched once more (a flipped bit on the way), then refused.
     public func blobBytes(repository: String, descriptor d: Descriptor, limit: Int = 16 << 20) async throws -> [UInt8] {
         let what = "blob \(d.digest)"
         guard d.size <= Int64(limit) else {
             throw RegistryError.protocolViolation("\(what): \(d.size) bytes is too large for a config")
         }
-        let (_, bytes) = try await sendCollect(.GET, "/v2/\(repository)/blobs/\(d.digest)",
-                                               scopes: [Self.repositoryScope(repository, push: false)], what: what,
-                                               expect: [200], limit: Int(d.size) + 1)
-        guard Int64(bytes.count) == d.size else { throw RegistryError.sizeMismatch(what: what, expected: d.size, actual: Int64(bytes.count)) }
-        let actual = Digest.sha256(bytes)
-        guard actual == d.digest else { throw RegistryError.digestMismatch(what: what, expected: d.digest, actual: actual) }
-        return bytes
+        var attempt = 1
+        while true {
+            let (_, bytes) = try await sendCollect(.GET, "/v2/\(repository)/blobs/\(d.digest)",
+                                                   scopes: [Self.repositoryScope(repository, push: false)], what: what,
+                                                   expect: [200], limit: Int(d.size) + 1)
+            let tried = attempt < Self.verificationAttempts ? what : "\(what) (downloaded twice)"
+            let actual = Digest.sha256(bytes)
+            if Int64(bytes.count) == d.size, actual == d.digest { return bytes }
+            if attempt < Self.verificationAttempts {
+                attempt += 1
+                continue
+            }
+            guard Int64(bytes.count) == d.size else { throw RegistryError.sizeMismatch(what: tried, expected: d.size, actual: Int64(bytes.count)) }
+            throw RegistryError.digestMismatch(what: tried, expected: d.digest, actual: actual)
+        }
     }
+
+    /// How often a blob whose bytes do not match its descriptor is downloaded from the
+    /// start before the mismatch is an error: twice, as skopeo and containerd retry a
+    /// failed verification (a bit flipped by a proxy or a flaky link is usually gone the
+    /// second time; a blob corrupt in the registry's storage is not).
+    static let verificationAttempts = 2
 
     /// Downloads a blob to `path` (spec.md "Pulling blobs"), hashing as it streams.
     /// A transfer cut off part way resumes with `Range: bytes=N-`; a registry that
@@ -51,30 +66,55 @@ extension RegistryClient {
     /// The spool is temporary, so it is not fsynced: the sink that keeps the blob
     /// decides about durability.
     public func downloadBlob(repository: String, descriptor d: Descriptor, to path: String) async throws {
-        try await downloadBlob(repository: repository, descriptor: d, into: try FileBlobSink(path: path))
+        try await downloadBlob(repository: repository, descriptor: d) { try FileBlobSink(path: path) }
     }
 
-    /// Downloads a blob into `sink` (a file, or a decompressor): as `downloadBlob(…to:)`,
-    /// with the bytes handed to `sink.write` in order on the transfer's worker thread;
-    /// `sink.finish` runs once the digest checks, `sink.abort` on any failure.
-    func downloadBlob(repository: String, descriptor d: Descriptor, into sink: any BlobSink) async throws {
-        let worker = SerialWorker(name: "kiln-download")
-        defer { worker.stop() }
-        do {
-            try await transfer(repository: repository, descriptor: d, into: sink, worker: worker)
-        } catch {
-            // After the writes already queued, so nothing is written once it is removed.
-            _ = try? await worker.run { sink.abort() }
-            throw error
+    /// Downloads a blob into a sink from `makeSink` (a file, or a decompressor): as
+    /// `downloadBlob(…to:)`, with the bytes handed to `sink.write` in order on the
+    /// transfer's worker thread; `sink.finish` runs once the digest checks, `sink.abort`
+    /// on any failure. Bytes whose size or digest do not match the descriptor are not
+    /// trusted, even the ones that came before: the sink is aborted and the blob
+    /// downloaded once more from the start into a new sink (`verificationAttempts`);
+    /// a second mismatch is the error, saying the blob was downloaded twice. Returns the
+    /// sink that finished.
+    @discardableResult
+    func downloadBlob<S: BlobSink>(repository: String, descriptor d: Descriptor,
+                                   makeSink: () throws -> S) async throws -> S {
+        var attempt = 1
+        while true {
+            let sink = try makeSink()
+            let worker = SerialWorker(name: "kiln-download")
+            do {
+                defer { worker.stop() }
+                do {
+                    try await transfer(repository: repository, descriptor: d, into: sink, worker: worker, restart: attempt > 1)
+                    return sink
+                } catch {
+                    // After the writes already queued, so nothing is written once it is removed.
+                    _ = try? await worker.run { sink.abort() }
+                    throw error
+                }
+            } catch let bad as UnverifiedBlob {
+                guard attempt < Self.verificationAttempts else {
+                    throw bad.error(what: "blob \(d.digest) from \(registry)/\(repository) (downloaded twice)", expected: d)
+                }
+                attempt += 1
+            }
         }
     }
 
+    /// One download from the start; bytes that do not match the descriptor throw
+    /// `UnverifiedBlob` (the caller decides whether to try again), any other failure its
+    /// own error. A sink that fails part way (a decompressor fed corrupt bytes) does
+    /// not stop the download: the rest is hashed, so that bytes corrupted on the way are
+    /// told from a blob that is bad as the registry has it (the sink's error).
     private func transfer(repository: String, descriptor d: Descriptor, into sink: any BlobSink,
-                          worker: SerialWorker) async throws {
+                          worker: SerialWorker, restart: Bool) async throws {
         let what = "blob \(d.digest)"
         let id = shortDigest(d.digest.description)
         let progress = options.progress
         let hasher = LockedBox(SHA256Hasher())
+        let sinkError = LockedBox<(any Error)?>(nil)
         let batchSize = Self.downloadBatch
         var batch = ByteBuffer()
         batch.reserveCapacity(batchSize)
@@ -89,7 +129,9 @@ extension RegistryClient {
             writing = Task {
                 try await worker.run {
                     full.withUnsafeReadableBytes { buf in hasher.update { $0.update(buf) } }
-                    try sink.write(full)
+                    if sinkError.get() == nil {
+                        do { try sink.write(full) } catch { sinkError.set(error) }
+                    }
                     return full
                 }
             }
@@ -97,7 +139,7 @@ extension RegistryClient {
         var received: Int64 = 0
         var skip: Int64 = 0
         var attempt = 1
-        progress.start(id, verb: "pulling", total: d.size)
+        if restart { progress.rewind(id, to: 0) } else { progress.start(id, verb: "pulling", total: d.size) }
         while true {
             var headers = HTTPHeaders()
             if received > 0 { headers.add(name: "Range", value: "bytes=\(received)-") }
@@ -128,15 +170,15 @@ extension RegistryClient {
                         if chunk.readableBytes == 0 { continue }
                     }
                     let n = Int64(chunk.readableBytes)
-                    guard received + n <= d.size else {
-                        throw RegistryError.sizeMismatch(what: what, expected: d.size, actual: received + n)
-                    }
+                    guard received + n <= d.size else { throw UnverifiedBlob.size(received + n) }
                     batch.writeImmutableBuffer(chunk)
                     received += n
                     progress.advance(id, by: n)
                     if batch.readableBytes >= batchSize { try await flush() }
                 }
             } catch let e as RegistryError {
+                throw e
+            } catch let e as UnverifiedBlob {
                 throw e
             } catch let e as ArchiveError {
                 throw e
@@ -159,11 +201,12 @@ extension RegistryClient {
             }
             break
         }
-        guard received == d.size else { throw RegistryError.sizeMismatch(what: what, expected: d.size, actual: received) }
+        guard received == d.size else { throw UnverifiedBlob.size(received) }
         try await flush()
         _ = try await writing?.value
         let actual = hasher.get().finalize()
-        guard actual == d.digest else { throw RegistryError.digestMismatch(what: what, expected: d.digest, actual: actual) }
+        guard actual == d.digest else { throw UnverifiedBlob.digest(actual) }
+        if let e = sinkError.get() { throw e }
         try await worker.run { try sink.finish() }
         progress.finish(id, outcome: "done")
     }
@@ -177,6 +220,21 @@ extension RegistryClient {
         let spec = h.dropFirst("bytes ".count)
         guard let dash = spec.firstIndex(of: "-") else { return nil }
         return Int64(spec[..<dash])
+    }
+}
+
+/// A download whose bytes do not match its descriptor: how many arrived, or what they
+/// hash to. Internal to `downloadBlob`, which tries again or turns it into a
+/// `RegistryError` naming the blob.
+enum UnverifiedBlob: Error {
+    case size(Int64)
+    case digest(Digest)
+
+    func error(what: String, expected d: Descriptor) -> RegistryError {
+        switch self {
+        case .size(let n): return .sizeMismatch(what: what, expected: d.size, actual: n)
+        case .digest(let actual): return .digestMismatch(what: what, expected: d.digest, actual: actual)
+        }
     }
 }
 

@@ -44,8 +44,11 @@ extension RegistrySource {
                                                 to: path, limit: maxLayerSize)
                         })
                     }
-                    let sink = DecompressingBlobSink(layer: layer.descriptor, diffID: layer.diffID, path: path, limit: maxLayerSize)
-                    try await spool.client.downloadBlob(repository: spool.repository, descriptor: layer.descriptor, into: sink)
+                    // A new decompressor for each try: bytes that fail the digest check are
+                    // downloaded again from the start (`downloadBlob`).
+                    let sink = try await spool.client.downloadBlob(repository: spool.repository, descriptor: layer.descriptor) {
+                        DecompressingBlobSink(layer: layer.descriptor, diffID: layer.diffID, path: path, limit: maxLayerSize)
+                    }
                     return (i, try sink.result())
                 }
             }

@@ -82,7 +82,7 @@ extension SpecParser {
                 }
             }
             var out: [Platform] = []
-            let items = try list(n, "platforms", itemHint: "a platform such as linux/amd64")
+            let items = try list(n, "platforms", itemHint: "a list of platforms such as [linux/amd64, linux/arm64/v8]")
             guard !items.isEmpty else { throw fail(n, "platforms", "is empty (name at least one platform, such as linux/amd64)") }
             for (i, item) in items.enumerated() {
                 let kp = "platforms[\(i)]"

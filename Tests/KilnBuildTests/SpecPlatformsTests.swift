@@ -65,7 +65,7 @@ private let arm64v8 = Platform(architecture: "arm64", os: "linux", variant: "v8"
         expectError("name: t/x\nplatforms: [linux//amd64]\n", line: 2, "not a platform")
         expectError("name: t/x\nplatforms: [\"linux/amd64/\"]\n", line: 2, "not a platform")
         expectError("name: t/x\nplatforms: []\n", line: 2, "platforms: is empty")
-        expectError("name: t/x\nplatforms: linux/amd64\n", line: 2, "platforms")
+        expectError("name: t/x\nplatforms: linux/amd64\n", line: 2, "platforms: expected a list of platforms such as [linux/amd64, linux/arm64/v8], got a string")
         expectError("name: t/x\nplatforms:\n  - linux/amd64\n  - [linux/arm64]\n", line: 4, "platforms[1]")
     }
 

@@ -86,8 +86,9 @@ struct Attach: AsyncParsableCommand {
             let subject: Descriptor
             do {
                 subject = try await location.subjectDescriptor(platform: try platform.map(PlatformSelection.parse), options: options)
-            } catch RegistryError.notFound {
-                throw ImageError.notFound("attach: \(location) names no manifest to refer to")
+            } catch RegistryError.notFound(let why) {
+                // `why` names what is missing: the tag, or the platform and what the index has.
+                throw ImageError.notFound("attach: \(why)")
             }
             let artifact = PendingArtifact(artifactType: artifactType,
                                            blobs: [.file(file, mediaType: mediaType ?? artifactType)],

@@ -13,7 +13,8 @@ struct Diff: AsyncParsableCommand {
             A and B are images in any transport (docker://, docker-archive:, oci:, oci-archive:). \
             Files are compared on the flattened root file systems: added, removed, or changed in \
             type, size, mode, owner, link target or content (sha256, computed where sizes are equal). \
-            Packages are compared from each image's dpkg status.
+            Packages are compared from each image's dpkg status (/var/lib/dpkg/status and \
+            the per-package paragraphs of /var/lib/dpkg/status.d/ that Kiln writes).
 
             Exit status, as diff(1) and cmp(1): 0 when the images are identical, 1 when they differ, \
             2 when they cannot be compared (an image that cannot be read, or images of two \
@@ -96,12 +97,28 @@ struct Diff: AsyncParsableCommand {
         }
     }
 
-    /// Installed packages and versions from the dpkg status; nil when the image has none.
+    /// Installed packages and versions from the dpkg status and from
+    /// `/var/lib/dpkg/status.d/NAME` (one control paragraph per package, without a
+    /// `Status` field: what Kiln's `packages` and distroless write, and syft reads); nil
+    /// when the image has neither.
     static func packages(_ fs: Rootfs) throws -> [String: String]? {
-        guard let bytes = try fs.contents(of: "var/lib/dpkg/status", limit: 64 << 20) else { return nil }
-        var out: [String: String] = [:]
-        for p in try InstalledPackage.parseStatus(String(decoding: bytes, as: UTF8.self)) {
-            out[p.name] = p.version.description
+        var out: [String: String]?
+        if let bytes = try fs.contents(of: "var/lib/dpkg/status", limit: 64 << 20) {
+            out = [:]
+            for p in try InstalledPackage.parseStatus(String(decoding: bytes, as: UTF8.self)) {
+                out![p.name] = p.version.description
+            }
+        }
+        let dir = "var/lib/dpkg/status.d/"
+        for (path, entry) in fs.entries() where entry.kind == .file && path.hasPrefix(dir) {
+            let name = path.dropFirst(dir.count)
+            guard !name.contains("/"), !name.hasSuffix(".md5sums"),
+                  let bytes = try fs.contents(of: path, limit: 16 << 20) else { continue }
+            if out == nil { out = [:] }
+            for paragraph in try ControlParagraph.parseAll(String(decoding: bytes, as: UTF8.self)) {
+                let r = try PackageRecord(paragraph: paragraph, repositoryIndex: -1)
+                out![r.name] = r.version.description
+            }
         }
         return out
     }
@@ -137,7 +154,7 @@ struct Diff: AsyncParsableCommand {
         for p in d.packages {
             lines.append("package \(p.name): \(p.before ?? "(none)") → \(p.after ?? "(none)")")
         }
-        if !packagesKnown, !d.files.isEmpty { lines.append("packages: neither image has a dpkg status") }
+        if !packagesKnown, !d.files.isEmpty { lines.append("packages: neither image has a dpkg status (/var/lib/dpkg/status or status.d/)") }
         return lines.joined(separator: "\n") + "\n"
     }
 }

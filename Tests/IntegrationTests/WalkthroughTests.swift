@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+/// What a new user hits walking through platforms, artifacts, provenance, diff and the
+/// report by hand: each bad input is one line naming what and where.
+@Suite(.serialized) struct WalkthroughTests {
+    /// A two-platform OCI layout (tag v1) from plain-directory sysroots (no ELF needed).
+    func twoPlatformLayout(in dir: TempDir) throws -> String {
+        try dir.write("sysroot-amd64/data/arch.txt", "amd64\n")
+        try dir.write("sysroot-arm64/data/arch.txt", "arm64\n")
+        try dir.write("image.yaml", """
+            name: kiln-test/walk
+            tag: v1
+            platforms: [linux/amd64, linux/arm64/v8]
+            sysroots:
+              linux/amd64: sysroot-amd64
+              linux/arm64/v8: sysroot-arm64
+            contents:
+              - {source: /data/arch.txt, target: /arch.txt}
+            """)
+        let out = dir.path + "/layout"
+        try kiln(["build", dir.path + "/image.yaml", "--format", "oci", "-o", out, "--cache-dir", dir.path + "/cache"])
+        return out
+    }
+
+    @Test func attachToAPlatformTheIndexLacksNamesThePlatformAndWritesNothing() throws {
+        let work = try TempDir()
+        let layout = try twoPlatformLayout(in: work)
+        try work.write("sig.json", "{}\n")
+        let before = try snapshot(layout)
+        let r = try kiln(["attach", "oci:\(layout):v1", work.path + "/sig.json", "--artifact-type", "application/vnd.example.sig",
+                          "--platform", "linux/s390x"], check: false)
+        #expect(r.status == 1)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("linux/s390x") && r.stderr.contains("linux/amd64, linux/arm64/v8"), "\(r.stderr)")
+        #expect(try snapshot(layout) == before)
+    }
+
+    /// Kiln's `packages` record each package in /var/lib/dpkg/status.d/NAME (no Status
+    /// field, as distroless): diff compares those versions too.
+    @Test func diffComparesThePackagesKilnRecordsInStatusD() throws {
+        let dir = try TempDir()
+        for v in [1, 2] {
+            try dir.write("v\(v)/var/lib/dpkg/status.d/libfoo1", "Package: libfoo1\nVersion: 1.\(v)-1\nArchitecture: amd64\n")
+            try dir.write("v\(v)/var/lib/dpkg/status.d/libfoo1.md5sums", "d41d8cd98f00b204e9800998ecf8427e  usr/lib/foo\n")
+            try dir.write("v\(v)/var/lib/dpkg/status.d/bar", "Package: bar\nVersion: 2.0\nArchitecture: all\n")
+            try dir.write("v\(v).yaml", "name: kiln-test/walk\ntag: v\(v)\ncontents: [v\(v)]\n")
+            try kiln(["build", dir.path + "/v\(v).yaml", "--format", "oci", "-o", dir.path + "/l", "--cache-dir", dir.path + "/cache"])
+        }
+        let r = try kiln(["diff", "oci:\(dir.path)/l:v1", "oci:\(dir.path)/l:v2"], check: false)
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stdout.contains("package libfoo1: 1.1-1 → 1.2-1"), "\(r.stdout)")
+        #expect(!r.stdout.contains("package bar") && !r.stdout.contains("neither image has a dpkg status"), "\(r.stdout)")
+    }
+}

@@ -6,12 +6,17 @@ import KilnOCI
 /// (`kiln build --cache-repo`, with `ImageBuilder.deferLayerMisses`): planning goes on
 /// without building it; `ImageBuilder.resolveDeferred` later takes it from the repo or
 /// builds it into the local cache. Until then it can still be written (it is the tree
-/// layer), so anything that reads it early gets the right bytes.
+/// layer), so anything that reads it early gets the right bytes. With
+/// `ImageBuilder.shareLocalHits` a layer the local cache has is held back too
+/// (`localHit`): only its portable key is computed, so that the push can give the
+/// repo the layers it lacks that were built here before the repo was used.
 public struct DeferredLayer: LayerProducer {
     public let layer: TreeLayer
     public let compression: Compression
     /// Its key in the local cache (`LayerCache.key`).
     public let localKey: String
+    /// The local cache had it when the plan was made: the repo is not asked for it.
+    public var localHit = false
 
     public var uncompressedSize: Int64 { layer.uncompressedSize }
 
@@ -38,7 +43,8 @@ public struct RemoteCacheHit: Sendable {
     }
 }
 
-/// A layer this build made that a cache repo did not have: what `--cache-repo` pushes.
+/// A layer this build made that a cache repo did not have, or one the local cache had
+/// (`fromLocalCache`), which the repo may lack: what `--cache-repo` pushes.
 public struct LayerForCacheRepo: Sendable {
     public var portableKey: String
     public var descriptor: Descriptor
@@ -47,6 +53,9 @@ public struct LayerForCacheRepo: Sendable {
     public var uncompressedSize: Int64
     /// The blob in the local cache.
     public var path: String
+    /// Taken from the local cache, not built by this build: the repo was not asked for
+    /// it, so the push first asks whether it has it (a `HEAD` of its tag).
+    public var fromLocalCache = false
 }
 
 extension ImageBuilder {
@@ -76,13 +85,15 @@ extension ImageBuilder {
     /// has it under its portable key (a downloaded blob goes into the local cache too;
     /// one left in the registry is mounted by the push), else built into the local
     /// cache. Returns the image, how many layers came from the repo, and the layers
-    /// built here, which the repo lacks.
+    /// built here, which the repo lacks, followed by those the local cache had whose
+    /// portable key is known (`fromLocalCache`: the repo may have them or not).
     public func resolveDeferred(_ image: PendingImage, portableKeys: [String: String],
                                 remote: [String: RemoteCacheHit]) throws -> (image: PendingImage, fromRepo: Int, built: [LayerForCacheRepo]) {
         guard let cache else { return (image, 0, []) }
         var out = image
         var fromRepo = 0
         var built: [LayerForCacheRepo] = []
+        var shared: [LayerForCacheRepo] = []
         var settled: [String: LayerInput] = [:]
         for (i, input) in image.layers.enumerated() {
             guard case .produced(let p, _) = input, let d = p as? DeferredLayer else { continue }
@@ -94,6 +105,11 @@ extension ImageBuilder {
             let result: LayerInput
             if let hit = cache.lookup(d.localKey) {
                 result = .stored(hit)
+                if let portable, let path = hit.localFile {
+                    shared.append(LayerForCacheRepo(portableKey: portable, descriptor: hit.descriptor, diffID: hit.diffID,
+                                                    tarsum: hit.tarsum, uncompressedSize: d.layer.uncompressedSize, path: path,
+                                                    fromLocalCache: true))
+                }
             } else if let portable, let hit = remote[portable], let taken = try take(hit, for: d) {
                 result = taken
                 fromRepo += 1
@@ -115,7 +131,7 @@ extension ImageBuilder {
             settled[d.localKey] = result
             out.layers[i] = result
         }
-        return (out, fromRepo, built)
+        return (out, fromRepo, built + shared)
     }
 
     /// A cache repo's layer for `d`, when what the repo says about it fits the plan:

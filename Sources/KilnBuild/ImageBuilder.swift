@@ -22,6 +22,9 @@ public struct ImageBuilder {
     /// Hold layers the local cache lacks back instead of building them, for a cache
     /// repo to be asked first (see ImageBuilder+RemoteCache.swift).
     public var deferLayerMisses = false
+    /// With `deferLayerMisses`, hold the local cache's hits back too (`DeferredLayer.localHit`),
+    /// so a cache repo that takes pushes is given the ones it lacks.
+    public var shareLocalHits = false
 
     public init(spec: Spec, staging: Staging) {
         self.spec = spec
@@ -216,7 +219,12 @@ public struct ImageBuilder {
         let c = layerCompression ?? compression
         guard let cache else { return .produced(layer, c) }
         let key = try cache.key(for: layer, compression: c, staging: staging)
-        if let hit = cache.lookup(key) { return .stored(hit) }
+        if let hit = cache.lookup(key) {
+            if deferLayerMisses && shareLocalHits {
+                return .produced(DeferredLayer(layer: layer, compression: c, localKey: key, localHit: true), c)
+            }
+            return .stored(hit)
+        }
         if deferLayerMisses { return .produced(DeferredLayer(layer: layer, compression: c, localKey: key), c) }
         return .stored(try cache.store(layer, compression: c, key: key))
     }

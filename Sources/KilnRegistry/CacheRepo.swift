@@ -64,6 +64,12 @@ public final class CacheRepo: Sendable {
 
     /// Whether a lookup failed for another reason than a missing tag (said once).
     private let lookupFailed = LockedBox(false)
+    /// Blobs whose bytes, downloaded from the repo, failed their digest or size check
+    /// (twice, see `RegistryClient.downloadBlob`): `push` replaces them.
+    private let corrupt = LockedBox<Set<Digest>>([])
+
+    /// The blobs this build found corrupt in the repo.
+    public var corruptBlobs: Set<Digest> { corrupt.get() }
 
     /// Looks one key up: a missing tag is a miss; so is any other failure (the cache
     /// only saves work), reported once per repo through `warn`.
@@ -103,6 +109,9 @@ public final class CacheRepo: Sendable {
             _ = try await spool.localFile(hit.layer.descriptor)
             return hit
         } catch {
+            if let e = error as? RegistryError, e.isVerificationFailure {
+                corrupt.update { _ = $0.insert(hit.layer.descriptor.digest) }
+            }
             warn("cache repo \(name): layer \(hit.layer.descriptor.digest) failed verification (\(error)); building it")
             return nil
         }
@@ -117,14 +126,19 @@ public final class CacheRepo: Sendable {
         public var uncompressedSize: Int64
         /// The blob, as a local file.
         public var path: String
+        /// The repo was not asked for this key (a layer the local cache had): `push`
+        /// asks first (`HEAD` of its tag) and leaves it be when the repo has it.
+        public var mayBeInRepo: Bool
 
-        public init(key: String, descriptor: Descriptor, diffID: Digest, tarsum: String?, uncompressedSize: Int64, path: String) {
+        public init(key: String, descriptor: Descriptor, diffID: Digest, tarsum: String?, uncompressedSize: Int64, path: String,
+                    mayBeInRepo: Bool = false) {
             self.key = key
             self.descriptor = descriptor
             self.diffID = diffID
             self.tarsum = tarsum
             self.uncompressedSize = uncompressedSize
             self.path = path
+            self.mayBeInRepo = mayBeInRepo
         }
     }
 
@@ -141,33 +155,82 @@ public final class CacheRepo: Sendable {
     }
 
     /// Pushes `entries`, a few at a time: each blob (skipped when the repo has it,
-    /// mounted from `mountFrom` when the build just pushed it there), then its manifest
-    /// under its key's tag. `pushed` is told each tag as it is written.
-    public func push(_ entries: [Entry], mountFrom: String?, pushed: @escaping @Sendable (Entry) -> Void) async throws {
-        guard !entries.isEmpty else { return }
+    /// mounted from `mountFrom` when the build just pushed it there; one this build
+    /// found corrupt in the repo is replaced, `replaceCorrupt`), then its manifest under
+    /// its key's tag. An entry that `mayBeInRepo` is skipped when its tag is there
+    /// already (one `HEAD`). `pushed` is told each tag as it is written; `warn` gets
+    /// what could not be repaired. Returns how many entries were pushed.
+    @discardableResult
+    public func push(_ entries: [Entry], mountFrom: String?, warn: @escaping @Sendable (String) -> Void = { _ in },
+                     pushed: @escaping @Sendable (Entry) -> Void) async throws -> Int {
         let client = self.client, repo = repository
+        let missing = try await forEach(entries) { e -> Entry? in
+            guard e.mayBeInRepo else { return e }
+            return try await client.manifestDigest(repository: repo, reference: Self.tag(for: e.key)) == nil ? e : nil
+        }.compactMap { $0 }
+        guard !missing.isEmpty else { return 0 }
+        let bad = corrupt.get()
         _ = try await client.pushBlob(repository: repo, descriptor: Self.emptyConfig) { BufferReader(Array("{}".utf8)) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        _ = try await forEach(missing) { e in
+            if bad.contains(e.descriptor.digest) {
+                try await self.replaceCorrupt(e, warn: warn)
+            } else {
+                _ = try await client.pushBlob(repository: repo, descriptor: e.descriptor, mountFrom: mountFrom) {
+                    try FileReader(path: e.path)
+                }
+            }
+            try await client.putManifest(repository: repo, reference: Self.tag(for: e.key),
+                                         bytes: try Self.manifest(for: e), mediaType: MediaType.ociManifest)
+            pushed(e)
+        }
+        client.options.progress.close()
+        return missing.count
+    }
+
+    /// `body` for each entry, `client.options.parallelism` at a time; the results in order.
+    private func forEach<R: Sendable>(_ entries: [Entry], _ body: @escaping @Sendable (Entry) async throws -> R) async throws -> [R] {
+        var out = [R?](repeating: nil, count: entries.count)
+        try await withThrowingTaskGroup(of: (Int, R).self) { group in
             var next = 0
             func add() {
-                let e = entries[next]
+                let i = next, e = entries[i]
                 next += 1
-                group.addTask {
-                    _ = try await client.pushBlob(repository: repo, descriptor: e.descriptor, mountFrom: mountFrom) {
-                        try FileReader(path: e.path)
-                    }
-                    try await client.putManifest(repository: repo, reference: Self.tag(for: e.key),
-                                                 bytes: try Self.manifest(for: e), mediaType: MediaType.ociManifest)
-                    pushed(e)
-                }
+                group.addTask { (i, try await body(e)) }
             }
             let limit = max(1, client.options.parallelism)
             while next < min(limit, entries.count) { add() }
-            while try await group.next() != nil {
+            while let (i, r) = try await group.next() {
+                out[i] = r
                 if next < entries.count { add() }
             }
         }
-        client.options.progress.close()
+        return out.map { $0! }
+    }
+
+    /// Gives the repo the good bytes of a blob this build downloaded corrupt from it. A
+    /// registry keeps the bytes it stored under a digest (distribution's upload of a
+    /// digest it has stores nothing, `HEAD` says it exists), so the blob is deleted from
+    /// the repository first (`DELETE`, when the registry allows it), uploaded, then
+    /// downloaded again to see whether the registry now serves the right bytes:
+    /// docker-registry only unlinks a deleted blob until its garbage collection runs,
+    /// and then serves the old bytes again. What could not be repaired is one
+    /// warning naming the blob; the push goes on (its layer is rebuilt by each build
+    /// until the registry's storage is repaired).
+    func replaceCorrupt(_ e: Entry, warn: @Sendable (String) -> Void) async throws {
+        let d = e.descriptor
+        guard try await client.deleteBlob(repository: repository, digest: d.digest) else {
+            warn("warning: cache repo \(name): blob \(d.digest) is corrupt there and cannot be replaced: the registry does not allow deleting blobs (docker-registry: storage.delete.enabled); its layer is built by every build until the blob is removed")
+            return
+        }
+        _ = try await client.pushBlob(repository: repository, descriptor: d) { try FileReader(path: e.path) }
+        let check = spool.directory + "/check-" + d.digest.hex
+        defer { unlink(check) }
+        do {
+            try await client.downloadBlob(repository: repository, descriptor: d, to: check)
+            warn("cache repo \(name): replaced the corrupt blob \(d.digest)")
+        } catch let error as RegistryError where error.isVerificationFailure {
+            warn("warning: cache repo \(name): blob \(d.digest) is still corrupt after it was deleted and uploaded again (the registry keeps the bytes it first stored under a digest until its garbage collection runs); its layer is built by every build until the registry's storage is repaired")
+        }
     }
 }
 

@@ -22,6 +22,26 @@ extension RegistryClient {
         }
     }
 
+    /// `DELETE /v2/<name>/blobs/<digest>` (spec.md "Deleting Blobs"): true when the
+    /// registry removed it from the repository, false when it does not allow deletes
+    /// (405, `UNSUPPORTED`: docker-registry without `storage.delete.enabled`) or
+    /// does not have it (404). Distribution removes the repository's link only: the
+    /// bytes stay in its storage until garbage collection.
+    public func deleteBlob(repository: String, digest: Digest) async throws -> Bool {
+        let what = "blob \(digest) in \(registry)/\(repository)"
+        let r = try await send(.DELETE, "/v2/\(repository)/blobs/\(digest)",
+                               scopes: ["repository:\(repository):pull,push,delete"], what: what)
+        let body = (try? await collect(r, limit: 1 << 20, what: what)) ?? []
+        switch r.status.code {
+        case 200, 202: return true
+        case 404, 405: return false
+        default:
+            let e = Self.httpError(status: Int(r.status.code), body: body, what: what)
+            if e.codes.contains(.unsupported) { return false }
+            throw e
+        }
+    }
+
     /// A small blob (a config) read into memory and checked against its descriptor; bytes
     /// that do not match are fetched once more (a flipped bit on the way), then refused.
     public func blobBytes(repository: String, descriptor d: Descriptor, limit: Int = 16 << 20) async throws -> [UInt8] {

@@ -86,6 +86,15 @@ extension RegistryError {
         }
     }
 
+    /// Whether the bytes received were not those the descriptor names (a digest or
+    /// size mismatch): corrupt on the way or in the registry's storage.
+    public var isVerificationFailure: Bool {
+        switch self {
+        case .digestMismatch, .sizeMismatch: return true
+        default: return false
+        }
+    }
+
     /// Whether a blob upload should start again with a new session.
     var restartsUpload: Bool {
         if case .uploadLost = self { return true }

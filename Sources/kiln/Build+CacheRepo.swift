@@ -61,8 +61,10 @@ func planImage(_ plan: ImageBuilder, cacheRepo: CacheRepo?, pushTo: RegistryRefe
         report.image = resolved.image
         return (HandOff(report), resolved.fromRepo, resolved.built)
     }
-    if !keys.isEmpty {
-        notice("cache repo \(repo.name): \(fromRepo) layer\(fromRepo == 1 ? "" : "s") from the repo, \(built.count) built")
+    // Layers the local cache had are not looked up: the line is about those it lacked.
+    if deferred.contains(where: { !$0.localHit }) {
+        let n = built.filter { !$0.fromLocalCache }.count
+        notice("cache repo \(repo.name): \(fromRepo) layer\(fromRepo == 1 ? "" : "s") from the repo, \(n) built")
     }
     return (report, built)
 }
@@ -70,7 +72,9 @@ func planImage(_ plan: ImageBuilder, cacheRepo: CacheRepo?, pushTo: RegistryRefe
 /// Each held-back layer's portable key (its files hashed on a thread of its own), looked
 /// up in the repo and its blob downloaded as soon as the key is known, a few layers at
 /// a time: the network for one layer overlaps the hashing of the next. With `download`
-/// false (a push to the repo's registry, which mounts them) no blob is downloaded.
+/// false (a push to the repo's registry, which mounts them) no blob is downloaded. A
+/// layer the local cache has (`localHit`) only gets its key: the push asks the repo
+/// about it afterwards.
 /// Returns the keys by local key, and the hits by portable key.
 func lookUpLayers(_ layers: [DeferredLayer], keyer: PortableKeys, repo: CacheRepo, download: Bool) async throws
     -> (keys: [String: String], hits: [String: CacheRepo.Hit]) {
@@ -83,6 +87,7 @@ func lookUpLayers(_ layers: [DeferredLayer], keyer: PortableKeys, repo: CacheRep
             next += 1
             group.addTask {
                 let key = try await OwnThread.run("kiln-hash") { try keyer.key(for: d) }
+                guard !d.localHit else { return (d.localKey, key, nil) }
                 guard let hit = await repo.lookup(key, warn: notice) else { return (d.localKey, key, nil) }
                 return (d.localKey, key, download ? await repo.fetch(hit, warn: notice) : hit)
             }
@@ -99,17 +104,29 @@ func lookUpLayers(_ layers: [DeferredLayer], keyer: PortableKeys, repo: CacheRep
     return (keys, hits)
 }
 
-/// Pushes the layers this build made to the cache repo, after the build succeeded. A
+/// Pushes the layers this build made to the cache repo, after the build succeeded, and
+/// those the local cache had that the repo lacks (a `HEAD` each: a machine that built
+/// before the repo was used shares them too), each key once (platforms of one build
+/// may share layers). A blob the build found corrupt in the repo is replaced. A
 /// failure is a warning: the image is built; the next build pushes them again.
 func pushToCacheRepo(_ repo: CacheRepo, _ built: [LayerForCacheRepo], mountFrom: String?) async {
     guard !built.isEmpty else { return }
-    let entries = built.map {
-        CacheRepo.Entry(key: $0.portableKey, descriptor: $0.descriptor, diffID: $0.diffID, tarsum: $0.tarsum,
-                        uncompressedSize: $0.uncompressedSize, path: $0.path)
+    var byKey: [String: Int] = [:]
+    var entries: [CacheRepo.Entry] = []
+    for l in built {
+        let e = CacheRepo.Entry(key: l.portableKey, descriptor: l.descriptor, diffID: l.diffID, tarsum: l.tarsum,
+                                uncompressedSize: l.uncompressedSize, path: l.path, mayBeInRepo: l.fromLocalCache)
+        if let i = byKey[l.portableKey] {
+            // Built here by one platform beats found in the local cache by another.
+            if !e.mayBeInRepo { entries[i] = e }
+        } else {
+            byKey[l.portableKey] = entries.count
+            entries.append(e)
+        }
     }
     do {
-        try await repo.push(entries, mountFrom: mountFrom) { _ in }
-        notice("cache repo \(repo.name): pushed \(entries.count) layer\(entries.count == 1 ? "" : "s")")
+        let n = try await repo.push(entries, mountFrom: mountFrom, warn: notice) { _ in }
+        if n > 0 { notice("cache repo \(repo.name): pushed \(n) layer\(n == 1 ? "" : "s")") }
     } catch {
         notice("warning: cache repo \(repo.name): could not push the layers built here: \(error)")
     }

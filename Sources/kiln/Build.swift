@@ -297,6 +297,7 @@ struct Build: AsyncParsableCommand {
             if let cacheRepo {
                 if builder.canDeferLayers {
                     builder.deferLayerMisses = true
+                    builder.shareLocalHits = !cacheRepoOptions.cacheRepoReadonly
                 } else {
                     notice("cache repo \(cacheRepo.name): not used by a build with runAsRoot (its layers are built here)")
                 }

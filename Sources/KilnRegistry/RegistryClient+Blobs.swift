@@ -125,8 +125,8 @@ extension RegistryClient {
 
     /// One download from the start; bytes that do not match the descriptor throw
     /// `UnverifiedBlob` (the caller decides whether to try again), any other failure its
-    /// own error. A sink that fails part way (a decompressor fed corrupt bytes) does
-    /// not stop the download: the rest is hashed, so that bytes corrupted on the way are
+    /// own error. A decompressor that fails part way (`failsOnCorruptBytes`) does not
+    /// stop the download: the rest is hashed, so that bytes corrupted on the way are
     /// told from a blob that is bad as the registry has it (the sink's error).
     private func transfer(repository: String, descriptor d: Descriptor, into sink: any BlobSink,
                           worker: SerialWorker, restart: Bool) async throws {
@@ -150,7 +150,11 @@ extension RegistryClient {
                 try await worker.run {
                     full.withUnsafeReadableBytes { buf in hasher.update { $0.update(buf) } }
                     if sinkError.get() == nil {
-                        do { try sink.write(full) } catch { sinkError.set(error) }
+                        do { try sink.write(full) } catch {
+                            // A file that cannot be written stops the download at once.
+                            guard sink.failsOnCorruptBytes else { throw error }
+                            sinkError.set(error)
+                        }
                     }
                     return full
                 }
@@ -266,6 +270,14 @@ protocol BlobSink: Sendable {
     func finish() throws
     /// The download failed: leave nothing behind.
     func abort()
+    /// Whether `write` may fail because the bytes are corrupt (a decompressor): the
+    /// download then goes on, hashing only, to tell corruption on the way (downloaded
+    /// again) from a blob that is bad as the registry has it (the sink's error).
+    var failsOnCorruptBytes: Bool { get }
+}
+
+extension BlobSink {
+    var failsOnCorruptBytes: Bool { false }
 }
 
 /// A blob downloaded into a file: written to `path.partial`, renamed to `path` when

@@ -114,6 +114,9 @@ final class DecompressingBlobSink: BlobSink {
 
     func write(_ bytes: ByteBuffer) throws { try pipe.write(bytes) }
 
+    /// Corrupt bytes make the decompressor fail before the digest can be checked.
+    var failsOnCorruptBytes: Bool { true }
+
     /// Waits (on the download's worker thread) for the decompression to end.
     private func wait() -> Result<DecompressedLayer, any Error> {
         ended.lock()

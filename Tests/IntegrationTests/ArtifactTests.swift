@@ -175,7 +175,7 @@ import Testing
             (["attach", "oci:\(layout):v1", work.path + "/f", "--artifact-type", "a/b", "--annotation", "novalue"], 64, "expected KEY=VALUE"),
             (["attach", "oci:\(layout):nosuchtag", work.path + "/f", "--artifact-type", "a/b"], 1, "no image tagged \"nosuchtag\""),
             (["attach", "oci:\(work.path)/nolayout", work.path + "/f", "--artifact-type", "a/b"], 1, "nolayout"),
-            (["attach", "docker://\(reg.host)/art/none@\(missing)", work.path + "/f", "--artifact-type", "a/b"], 1, "names no manifest to refer to"),
+            (["attach", "docker://\(reg.host)/art/none@\(missing)", work.path + "/f", "--artifact-type", "a/b"], 1, "attach: manifest \(reg.host)/art/none@\(missing): not found"),
             (["referrers", "oci:\(layout):v1", "--artifact-type", "nope"], 64, "is not a media type"),
             (["attach", "docker-archive:\(work.path)/x.tar", work.path + "/f", "--artifact-type", "a/b"], 64, "holds no artifacts"),
             (["referrers", "docker-archive:\(work.path)/x.tar"], 64, "holds no artifacts"),

@@ -104,6 +104,17 @@ struct Build: AsyncParsableCommand {
         for p in platform {
             do { _ = try Spec.parsePlatform(p) } catch let e as BuildError { throw ValidationError("--platform: \(e.message)") }
         }
+        // Output paths are checked before any work: a build that fails on its SBOM
+        // after writing the image would leave the image behind.
+        do {
+            if let sbom { try checkOutputPath(sbom, what: "--sbom") }
+            // (An OCI layout is a directory, made with its parents.)
+            if let output, format != .oci { try checkOutputPath(output, what: "-o") }
+        } catch {
+            var stderr = StandardError()
+            print("kiln: error: \(error)", to: &stderr)
+            throw ExitCode.failure
+        }
         if try cacheRepoOptions.reference() != nil, cacheOptions.noCache {
             throw ValidationError("--cache-repo takes layers into the local cache and pushes from it: it does not go with --no-cache")
         }

@@ -92,6 +92,18 @@ func checkOutputPath(_ path: String, what: String) throws {
     if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
         throw ImageError.invalid("\(what) \(path): is a directory (give the path of a file)")
     }
+    try checkOutputParent(path, what: what)
+}
+
+/// One clear line, before any work, when the directory `path` would be written in is
+/// missing (otherwise the temporary file beside it fails after the work, named by its
+/// temporary name).
+func checkOutputParent(_ path: String, what: String) throws {
+    let parent = (path as NSString).deletingLastPathComponent
+    var st = stat()
+    guard stat(parent.isEmpty ? "." : parent, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+        throw ImageError.invalid("\(what) \(path): no directory \(parent) to write it in")
+    }
 }
 
 /// The packages of the SPDX SBOM attached beside `image` (`kiln build --attach-sbom`,

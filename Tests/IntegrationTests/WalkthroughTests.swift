@@ -53,4 +53,29 @@ import Testing
         #expect(r.stdout.contains("package libfoo1: 1.1-1 → 1.2-1"), "\(r.stdout)")
         #expect(!r.stdout.contains("package bar") && !r.stdout.contains("neither image has a dpkg status"), "\(r.stdout)")
     }
+
+    /// An SBOM, provenance or image path that cannot be written is one line before any
+    /// work: no image is left behind by a build that then fails on its SBOM.
+    @Test(arguments: [["--sbom", "missing/x.spdx.json"], ["--sbom", "adir"], ["--provenance", "missing/p.json"],
+                      ["-o", "missing/out.tar"], ["-o", "adir"], ["--format", "oci-archive", "-o", "adir"]])
+    func outputPathsThatCannotBeWrittenAreRefusedBeforeTheBuild(_ flags: [String]) throws {
+        let work = try TempDir()
+        let spec = try writeFilesSpec(in: work)
+        try FileManager.default.createDirectory(atPath: work.path + "/adir", withIntermediateDirectories: false)
+        let before = try FileManager.default.contentsOfDirectory(atPath: work.path).sorted()
+        let args = ["build", spec, "--cache-dir", work.path + "/cache"] + (flags.contains("-o") ? [] : ["-o", work.path + "/out.tar"])
+            + flags.map { $0.contains("/") || $0 == "adir" ? work.path + "/" + $0 : $0 }
+        let r = try kiln(args, check: false)
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(flags[flags.count - 2]) && !r.stderr.contains(".tmp-"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work.path).sorted() == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work.path + "/adir").isEmpty)
+    }
+
+    @Test func aReportInAMissingDirectoryIsOneLineBeforeAnyWork() throws {
+        let work = try TempDir()
+        let layout = try twoPlatformLayout(in: work)
+        let r = try kiln(["report", "oci:\(layout):v1", "-o", work.path + "/missing/r.html"], check: false)
+        #expect(r.status == 1 && r.stderr.contains("-o \(work.path)/missing/r.html: no directory"), "\(r.stderr)")
+    }
 }

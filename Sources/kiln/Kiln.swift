@@ -31,8 +31,10 @@ struct Kiln: AsyncParsableCommand {
     /// ArgumentParser's `main`, with the live display of `kiln build` around the command.
     static func main() async {
         var progress: BuildProgress?
+        var parsed: ParsableCommand.Type?
         do {
             var command = try parseAsRoot()
+            parsed = type(of: command)
             if let build = command as? Build { progress = BuildProgress.start(json: build.json) }
             if command is Lock { progress = BuildProgress.start(json: false) }
             if var command = command as? AsyncParsableCommand {
@@ -47,9 +49,29 @@ struct Kiln: AsyncParsableCommand {
         } catch {
             // The error is the last word: the line goes.
             progress?.stop()
+            // A usage error found while running (--platform against the spec's
+            // platforms): the subcommand's usage, as for one found while parsing, not
+            // the root's "kiln [--quiet] … <subcommand>".
+            if let e = error as? ValidationError, let parsed, parsed != Kiln.self {
+                var stderr = StandardError()
+                print("Error: \(e.message)\nUsage: \(usageString(for: parsed))", to: &stderr)
+                let path = commandPath(to: parsed)?.joined(separator: " ") ?? "kiln \(parsed._commandName)"
+                print("  See '\(path) --help' for more information.", to: &stderr)
+                exit(withError: ExitCode(64))
+            }
             exit(withError: error)
         }
     }
+}
+
+/// The command names from `root` down to `command` (`kiln cache prune`), nil when it is
+/// not below `root`.
+func commandPath(to command: ParsableCommand.Type, from root: ParsableCommand.Type = Kiln.self) -> [String]? {
+    if command == root { return [root._commandName] }
+    for sub in root.configuration.subcommands {
+        if let below = commandPath(to: command, from: sub) { return [root._commandName] + below }
+    }
+    return nil
 }
 
 /// Runs `body`, printing any error as one line on stderr and exiting 1. A

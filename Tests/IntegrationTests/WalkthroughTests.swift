@@ -78,4 +78,18 @@ import Testing
         let r = try kiln(["report", "oci:\(layout):v1", "-o", work.path + "/missing/r.html"], check: false)
         #expect(r.status == 1 && r.stderr.contains("-o \(work.path)/missing/r.html: no directory"), "\(r.stderr)")
     }
+
+    /// A usage error found while running (the spec's platforms against --platform) shows
+    /// the subcommand's usage, as one found while parsing does, not the root's.
+    @Test func aUsageErrorFromRunShowsTheSubcommandsUsage() throws {
+        let work = try TempDir()
+        _ = try twoPlatformLayout(in: work)
+        let r = try kiln(["build", work.path + "/image.yaml", "-o", work.path + "/x.tar", "--cache-dir", work.path + "/cache"], check: false)
+        #expect(r.status == 64)
+        #expect(r.stderr.hasPrefix("Error: a docker-archive holds one platform"), "\(r.stderr)")
+        #expect(r.stderr.contains("Usage: kiln build [<options>] <spec>") && r.stderr.contains("See 'kiln build --help'"), "\(r.stderr)")
+        let prune = try kiln(["cache", "prune", "--older-than", "3x", "--cache-dir", work.path + "/cache"], check: false)
+        #expect(prune.status == 64 && prune.stderr.contains("See 'kiln cache prune --help'"), "\(prune.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work.path + "/x.tar"))
+    }
 }

@@ -54,7 +54,7 @@ extension RegistryClient {
             let (_, bytes) = try await sendCollect(.GET, "/v2/\(repository)/blobs/\(d.digest)",
                                                    scopes: [Self.repositoryScope(repository, push: false)], what: what,
                                                    expect: [200], limit: Int(d.size) + 1)
-            let tried = attempt < Self.verificationAttempts ? what : "\(what) (downloaded twice)"
+            let tried = "\(what) from \(registry)/\(repository) (downloaded twice)"
             let actual = Digest.sha256(bytes)
             if Int64(bytes.count) == d.size, actual == d.digest { return bytes }
             if attempt < Self.verificationAttempts {

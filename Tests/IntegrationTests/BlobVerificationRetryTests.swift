@@ -85,6 +85,14 @@ import Testing
         let siblings = try FileManager.default.contentsOfDirectory(atPath: s.work.path).filter { $0.hasPrefix(".out") }
         #expect(siblings.isEmpty, "\(siblings)")
 
+        // A config corrupt every time: the same, before any layer is fetched.
+        s.proxy.add("GET", "/blobs/\(s.config)", .flipByte, times: 100)
+        let before = s.gets(s.config)
+        let cfg = try s.env.kiln(["pull", s.ref, "-o", s.work.path + "/cfg.tar"], check: false)
+        #expect(cfg.status == 1 && cfg.stderr.contains("blob \(s.config) from \(s.proxy.host)/faults/img (downloaded twice): digest mismatch (expected \(s.config), got sha256:"), "\(cfg.stderr)")
+        #expect(s.gets(s.config) - before == 2)
+        #expect(!FileManager.default.fileExists(atPath: s.work.path + "/cfg.tar"))
+
         // kiln copy between registries goes through the same download.
         let c = try s.env.kiln(["copy", s.ref, "docker://\(s.reg.host)/faults/copied:1"], check: false)
         #expect(c.status == 1 && c.stderr.contains("(downloaded twice): digest mismatch"), "\(c.stderr)")

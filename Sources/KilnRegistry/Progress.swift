@@ -87,9 +87,14 @@ public final class TerminalProgress: TransferProgress, Sendable {
             else { rows.append((id, Row(verb: "", total: 0, done: 0, outcome: outcome))) }
         }
     }
-    /// The last frame stays on the screen (what was transferred), as lines of output.
+    /// The last frame stays on the screen (what was transferred), as lines of output;
+    /// the rows are forgotten, so a display used for several pushes (one per platform
+    /// of an index) does not print the earlier ones' blobs again.
     public func close() {
-        let lines = rows.withLock { Self.lines($0) }
+        let lines = rows.withLock { rows in
+            defer { rows.removeAll() }
+            return Self.lines(rows)
+        }
         screen.remove(section)
         if !lines.isEmpty { screen.write(lines.joined(separator: "\n") + "\n") }
     }

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import KilnBuild
 
-/// `--cache-dir` and `--no-cache`, shared by the commands that build layers.
+/// `--cache-dir` and `--no-cache`, shared by the commands that build layers (build,
+/// lock) or compress them (copy and push, `PushLayerFlags`).
 struct CacheOptions: ParsableArguments {
     @Option(help: "The layer cache (default: $XDG_CACHE_HOME/kiln or ~/.cache/kiln).")
     var cacheDir: String?
 
-    @Flag(help: "Build every layer afresh and keep nothing.")
+    @Flag(help: "Use no layer cache: build (for copy and push, compress) every layer afresh and keep nothing.")
     var noCache = false
 
     /// The cache to use. An explicit directory must work; when the default one cannot

@@ -92,4 +92,11 @@ import Testing
         #expect(prune.status == 64 && prune.stderr.contains("See 'kiln cache prune --help'"), "\(prune.stderr)")
         #expect(!FileManager.default.fileExists(atPath: work.path + "/x.tar"))
     }
+
+    /// copy and push compress layers, they build none: their --no-cache says so.
+    @Test(arguments: ["copy", "push"])
+    func noCacheHelpFitsCopyAndPush(_ command: String) throws {
+        let help = try kiln([command, "--help"]).stdout
+        #expect(help.contains("--no-cache") && help.contains("compress)"), "\(help)")
+    }
 }

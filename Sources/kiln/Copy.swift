@@ -92,6 +92,7 @@ struct Copy: AsyncParsableCommand {
                                             fetchLayers: dst.readsLayerBytes && !dst.storesPlainLayers,
                                             maxLayerSize: limits.maxLayerSize.bytes)
             defer { opened.removeSpool() }
+            if platform == nil, !all { await noticeIndexChoice(src, took: opened.image.config.platform, options: options) }
             // A docker-archive stores plain tars: decompress a registry image's layers several at once.
             let image = dst.storesPlainLayers ? try await opened.imageForPlainLayers(maxLayerSize: limits.maxLayerSize.bytes) : opened.image
             let (dName, dTag) = dst.destinationName

@@ -21,3 +21,13 @@ struct PlatformOption: ParsableArguments {
         try platform.map(PlatformSelection.parse) ?? .host
     }
 }
+
+/// Says which image of an index a command that reads one image took when no
+/// `--platform` was given: otherwise `kiln push oci:app docker://…` after a
+/// multi-platform build pushes this machine's platform and leaves the others behind
+/// without a word. A notice (`--quiet` hides it); nothing for a single image.
+func noticeIndexChoice(_ location: ImageLocation, took platform: Platform, options: RegistryOptions) async {
+    guard let top = try? await location.subjectDescriptor(platform: nil, options: options),
+          MediaType.isIndex(top.mediaType) else { return }
+    notice("\(location) is an index of several platforms: took \(platform) (--platform picks another; kiln copy --all copies them all)")
+}

@@ -49,6 +49,7 @@ struct Push: AsyncParsableCommand {
             // A registry source's layers are mounted or streamed by the upload itself.
             let opened = try await src.open(options: options, platform: try platform.selected(), fetchLayers: false)
             defer { opened.removeSpool() }
+            if platform.platform == nil { await noticeIndexChoice(src, took: opened.image.config.platform, options: options) }
             let pushed = try await ImageLocation.registry(dst).write(opened.image.pending(name: dst.name, tag: dst.tag ?? "latest"),
                                                                      options: options, layers: try layerFlags.policy(),
                                                                      notice: printPushNotice)

@@ -99,4 +99,19 @@ import Testing
         let help = try kiln([command, "--help"]).stdout
         #expect(help.contains("--no-cache") && help.contains("compress)"), "\(help)")
     }
+
+    /// Copying (or pushing) one image out of an index without --platform says which
+    /// platform it took, so the others are not left behind without a word.
+    @Test func copyOfOneImageOfAnIndexSaysWhichPlatformItTook() throws {
+        let work = try TempDir()
+        let layout = try twoPlatformLayout(in: work)
+        let r = try kiln(["copy", "oci:\(layout):v1", "oci:\(work.path)/one:v1"])
+        #expect(r.stderr.contains("is an index of several platforms: took linux/") && r.stderr.contains("kiln copy --all"), "\(r.stderr)")
+        let picked = try kiln(["copy", "oci:\(layout):v1", "oci:\(work.path)/one:v2", "--platform", "linux/arm64"])
+        #expect(!picked.stderr.contains("index of several platforms"), "\(picked.stderr)")
+        let single = try kiln(["copy", "oci:\(work.path)/one:v2", "oci:\(work.path)/two:v1"])
+        #expect(!single.stderr.contains("index of several platforms"), "\(single.stderr)")
+        let quiet = try kiln(["copy", "-q", "oci:\(layout):v1", "oci:\(work.path)/one:v3"])
+        #expect(quiet.stderr.isEmpty, "\(quiet.stderr)")
+    }
 }

@@ -92,7 +92,7 @@ extension ImageBuilder {
         }
         let file = item.location.file.split(separator: "/").last.map(String.init) ?? item.location.file
         return Provenance.Item(index: index, kind: kind, path: path, target: item.target,
-                               location: "\(file):\(item.location.line)", files: 0, bytes: 0)
+                               location: "\(file):\(item.location.line)", files: 0, bytes: 0, product: item.swift?.product)
     }
 
     /// The spec's directory as the parser resolved the items' paths against it ("" for `/`).

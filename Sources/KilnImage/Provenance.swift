@@ -71,8 +71,11 @@ public struct Provenance: Sendable, Codable, Equatable {
         public var location: String
         public var files: Int
         public var bytes: Int64
+        /// `swift:` items: the product (`path` is the package directory, often `.`).
+        public var product: String?
 
-        public init(index: Int, kind: String, path: String, target: String?, location: String, files: Int, bytes: Int64) {
+        public init(index: Int, kind: String, path: String, target: String?, location: String, files: Int, bytes: Int64,
+                    product: String? = nil) {
             self.index = index
             self.kind = kind
             self.path = path
@@ -80,10 +83,12 @@ public struct Provenance: Sendable, Codable, Equatable {
             self.location = location
             self.files = files
             self.bytes = bytes
+            self.product = product
         }
 
-        /// `contents[2] archive vendor.tar.gz`: how reports and listings name the item.
-        public var name: String { "contents[\(index)] \(kind) \(path)" }
+        /// `contents[2] archive vendor.tar.gz`, `contents[0] swift App`: how reports and
+        /// listings name the item (as the spec names it).
+        public var name: String { "contents[\(index)] \(kind) \(product ?? path)" }
     }
 
     public struct Package: Sendable, Codable, Equatable {

@@ -231,3 +231,15 @@ private let arm64v8 = Platform(architecture: "arm64", os: "linux", variant: "v8"
         #expect(m.hasPrefix("\(dir)/image.yaml:3: runAsRoot: runs programs of the image, which cannot run here for \(foreign)"), "\(m)")
     }
 }
+
+/// How the provenance names a `swift:` item: by its product, as the spec does (its
+/// path is the package directory, `.` for the spec's own).
+@Suite struct SwiftProvenanceNameTests {
+    @Test func aSwiftItemIsNamedByItsProduct() throws {
+        let spec = try Spec.parse(text: "name: t/x\ncontents:\n  - swift: App\n  - rootfs\n", path: specPath)
+        let swift = ImageBuilder.provenanceItem(spec.contents[0], index: 0, spec: spec)
+        #expect(swift.name == "contents[0] swift App" && swift.path == "." && swift.product == "App", "\(swift)")
+        let dir = ImageBuilder.provenanceItem(spec.contents[1], index: 1, spec: spec)
+        #expect(dir.name == "contents[1] directory rootfs" && dir.product == nil, "\(dir)")
+    }
+}

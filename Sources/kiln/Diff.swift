@@ -68,11 +68,14 @@ struct Diff: AsyncParsableCommand {
         let options = try registry.options(json: true)
         let platform = try self.platform.map(PlatformSelection.parse) ?? .host
         let maxLayerSize = limits.maxLayerSize.bytes
-        let left = try await ImageLocation(parsing: a).open(options: options, platform: platform, fetchLayers: true,
-                                                            maxLayerSize: maxLayerSize)
+        let (la, lb) = (try ImageLocation(parsing: a), try ImageLocation(parsing: b))
+        let left = try await openingImage(la, options: options) {
+            try await la.open(options: options, platform: platform, fetchLayers: true, maxLayerSize: maxLayerSize)
+        }
         defer { left.removeSpool() }
-        let right = try await ImageLocation(parsing: b).open(options: options, platform: platform, fetchLayers: true,
-                                                             maxLayerSize: maxLayerSize)
+        let right = try await openingImage(lb, options: options) {
+            try await lb.open(options: options, platform: platform, fetchLayers: true, maxLayerSize: maxLayerSize)
+        }
         defer { right.removeSpool() }
         let (ia, ib) = (left.image, right.image)
         // Images of two platforms differ in every binary: said, not listed, unless asked.

@@ -41,7 +41,9 @@ extension Inspect {
     /// without one a file is named by its layer.
     func listFiles(_ location: ImageLocation, options: RegistryOptions, platform: Platform,
                    listing: FileListingOptions, json: Bool) async throws {
-        let opened = try await location.open(options: options, platform: platform, fetchLayers: true)
+        let opened = try await openingImage(location, options: options) {
+            try await location.open(options: options, platform: platform, fetchLayers: true)
+        }
         defer { opened.removeSpool() }
         let img = opened.image
         let document = try await provenanceDocument(explicit: listing.provenance, location: location, image: img, options: options,

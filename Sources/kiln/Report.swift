@@ -64,7 +64,9 @@ struct Report: AsyncParsableCommand {
             let options = try registry.options(json: true)
             let selection = try platform.map(PlatformSelection.parse) ?? .host
             let maxLayerSize = limits.maxLayerSize.bytes
-            let opened = try await location.open(options: options, platform: selection, fetchLayers: true, maxLayerSize: maxLayerSize)
+            let opened = try await openingImage(location, options: options) {
+                try await location.open(options: options, platform: selection, fetchLayers: true, maxLayerSize: maxLayerSize)
+            }
             defer { opened.removeSpool() }
             let document = try await provenanceDocument(explicit: provenance, location: location, image: opened.image, options: options,
                                                         cacheRoot: cache.root)

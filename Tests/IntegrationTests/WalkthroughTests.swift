@@ -114,4 +114,28 @@ import Testing
         let quiet = try kiln(["copy", "-q", "oci:\(layout):v1", "oci:\(work.path)/one:v3"])
         #expect(quiet.stderr.isEmpty, "\(quiet.stderr)")
     }
+
+    /// An artifact by digest (as kiln referrers lists it) given to a command that reads
+    /// an image's files says it is an artifact, not that its config lacks .architecture.
+    @Test func anArtifactGivenForAnImageIsNamedAsOne() throws {
+        let reg = try TestRegistry()
+        let env = try KilnEnv()
+        let work = try TempDir()
+        let spec = try writeFilesSpec(in: work, marker: "walk")
+        let ref = "docker://\(reg.host)/walk/img:v1"
+        try env.kiln(["build", spec, "--push", ref, "-q"])
+        try work.write("sig", "signature")
+        let attached = try parseJSON(try env.kiln(["attach", ref, work.path + "/sig", "--artifact-type", "application/vnd.example.sig",
+                                                   "--json", "-q"]).stdout) as! [String: Any]
+        let digest = (attached["artifact"] as! [String: Any])["digest"] as! String
+        let artifact = "docker://\(reg.host)/walk/img@\(digest)"
+        for (args, status) in [(["inspect", "--files", artifact], Int32(1)), (["report", artifact, "-o", work.path + "/r.html"], 1),
+                               (["diff", artifact, ref], 2)] {
+            let r = try env.kiln(args, check: false)
+            #expect(r.status == status, "\(args): \(r)")
+            #expect(r.stderr == "kiln: error: \(artifact) is an artifact (application/vnd.example.sig), not an image: `kiln inspect \(artifact)` shows it\n",
+                    "\(args): \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: work.path + "/r.html"))
+    }
 }

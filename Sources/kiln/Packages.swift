@@ -174,7 +174,10 @@ struct Lock: AsyncParsableCommand {
             }
             let archs = specs.map(packageArchitecture)
             func summary(_ lock: PackageLock) -> String {
-                archs.map { "\(lock.packages[$0]?.count ?? 0) packages for \($0)" }.joined(separator: ", ")
+                archs.map { a in
+                    let n = lock.packages[a]?.count ?? 0
+                    return "\(n) package\(n == 1 ? "" : "s") for \(a)"
+                }.joined(separator: ", ")
             }
             let existing = try PackageLock.read(path)
             if let existing, !update, archs.allSatisfy({ existing.differences(from: spec, architecture: $0).isEmpty }) {

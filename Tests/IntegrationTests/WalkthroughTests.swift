@@ -138,4 +138,17 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: work.path + "/r.html"))
     }
+
+    /// kiln lock's summary counts packages in English: "1 package for amd64".
+    @Test(.enabled(if: TestRepo.available, "needs the test apt repository's tools"))
+    func lockSummarySaysOnePackage() throws {
+        let dir = try TempDir()
+        let spec = try writePackageSpec(in: dir, packages: ["kiln-greeting"])
+        let out = try kiln(["lock", spec, "--cache-dir", dir.path + "/cache"]).stdout
+        let arch = try run("dpkg", ["--print-architecture"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lock = try parseJSON(try String(contentsOfFile: dir.path + "/image.lock.json", encoding: .utf8)) as! [String: Any]
+        let count = ((lock["packages"] as? [String: Any])?[arch] as? [Any])?.count
+        #expect(count == 1, "\(lock)")
+        #expect(out.contains("1 package for \(arch)") && !out.contains("1 packages"), "\(out)")
+    }
 }

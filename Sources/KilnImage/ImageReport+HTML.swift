@@ -112,9 +112,11 @@ extension ImageReport {
         let removed = files.wasted.filter { $0.why == .removed }
         func sum(_ w: [ImageFiles.Waste]) -> Int64 { w.reduce(0) { $0 + $1.entry.size } }
         h.raw("<h2>Wasted bytes: \(formatBytes(wastedBytes))</h2>\n<ul>\n")
-        h.raw("<li>overwritten by a later layer: \(overwritten.count) files, \(formatBytes(sum(overwritten)))</li>\n")
-        h.raw("<li>deleted by a later layer: \(removed.count) files, \(formatBytes(sum(removed)))</li>\n")
-        h.raw("<li>identical files in several layers: \(duplicates.count), \(formatBytes(duplicates.reduce(0) { $0 + $1.wasted }))</li>\n</ul>\n")
+        func fileCount(_ n: Int) -> String { n == 1 ? "1 file" : "\(n) files" }
+        h.raw("<li>overwritten by a later layer: \(fileCount(overwritten.count)), \(formatBytes(sum(overwritten)))</li>\n")
+        h.raw("<li>deleted by a later layer: \(fileCount(removed.count)), \(formatBytes(sum(removed)))</li>\n")
+        // Counted by content: one file shipped in three layers is one line of the table.
+        h.raw("<li>identical files in several layers: \(duplicates.count == 1 ? "1 content" : "\(duplicates.count) contents"), \(formatBytes(duplicates.reduce(0) { $0 + $1.wasted }))</li>\n</ul>\n")
         let sorted = files.wasted.filter { $0.entry.size > 0 }.sorted { a, b in
             a.entry.size != b.entry.size ? a.entry.size > b.entry.size
                 : a.entry.layer != b.entry.layer ? a.entry.layer < b.entry.layer

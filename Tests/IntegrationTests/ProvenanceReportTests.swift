@@ -309,6 +309,7 @@ func writeTwoItems(_ dir: TempDir) throws -> String {
         let duplicates = try #require(html.range(of: "<table id=\"duplicates\">").map { String(html[$0.lowerBound...]) }, "no duplicates table")
         #expect(duplicates.contains("<code>/bin/tool</code>") && duplicates.contains("<code>/opt/data/lib/tool-copy</code>")
                 && duplicates.contains("<td>400.0 kB</td>"), "\(duplicates.prefix(1500))")
+        #expect(html.contains("identical files in several layers: 1 content, 400.0 kB"), "\(html)")
     }
 
     /// Wasted bytes: a base's file replaced by the contents above it is counted as
@@ -336,7 +337,7 @@ func writeTwoItems(_ dir: TempDir) throws -> String {
         let wasted = try #require(html.range(of: "<table id=\"wasted\">").map { String(html[$0.lowerBound...]) }, "no wasted table")
         let row = try #require(wasted.split(separator: "\n").first { $0.contains("<code>/bin/tool</code>") }, "\(wasted.prefix(2000))")
         #expect(row.contains("400.0 kB") && row.contains("base docker-archive:base.tar") && row.contains(">overwritten<"), "\(row)")
-        #expect(html.contains("overwritten by a later layer: 1 files, 400.0 kB"), "\(html)")
+        #expect(html.contains("overwritten by a later layer: 1 file, 400.0 kB"), "\(html)")
         // The base's tool and its copy were identical; the tool is replaced now.
         #expect(!html.contains("<table id=\"duplicates\">"), "no file of the image has a twin in another layer")
     }

@@ -75,7 +75,9 @@ final class BuildProgress: Sendable {
             line += "downloading packages: \(mib(s.downloadDone))/\(mib(s.downloadTotal)) MiB"
         case "layer":
             line += "layer \(s.layer): read \(mib(s.layerRead))"
-            if s.layerSize > 0 { line += "/\(mib(s.layerSize)) MiB (\(min(100, Int(Double(s.layerRead) * 100 / Double(s.layerSize))))%)" } else { line += " MiB" }
+            // The size is the tar's, headers and padding included: a finished layer is 100%.
+            let percent = s.layerFinished != 0 ? 100 : min(100, Int(Double(s.layerRead) * 100 / Double(max(1, s.layerSize))))
+            if s.layerSize > 0 { line += "/\(mib(s.layerSize)) MiB (\(percent)%)" } else { line += " MiB" }
             // Out of the compressor (or the plain tar), and that over what was read: the compression rate.
             if s.layerWritten > 0 {
                 line += " -> \(mib(s.layerWritten)) MiB"

@@ -4,25 +4,6 @@ import Testing
 /// What a new user hits walking through platforms, artifacts, provenance, diff and the
 /// report by hand: each bad input is one line naming what and where.
 @Suite(.serialized) struct WalkthroughTests {
-    /// A two-platform OCI layout (tag v1) from plain-directory sysroots (no ELF needed).
-    func twoPlatformLayout(in dir: TempDir) throws -> String {
-        try dir.write("sysroot-amd64/data/arch.txt", "amd64\n")
-        try dir.write("sysroot-arm64/data/arch.txt", "arm64\n")
-        try dir.write("image.yaml", """
-            name: kiln-test/walk
-            tag: v1
-            platforms: [linux/amd64, linux/arm64/v8]
-            sysroots:
-              linux/amd64: sysroot-amd64
-              linux/arm64/v8: sysroot-arm64
-            contents:
-              - {source: /data/arch.txt, target: /arch.txt}
-            """)
-        let out = dir.path + "/layout"
-        try kiln(["build", dir.path + "/image.yaml", "--format", "oci", "-o", out, "--cache-dir", dir.path + "/cache"])
-        return out
-    }
-
     @Test func attachToAPlatformTheIndexLacksNamesThePlatformAndWritesNothing() throws {
         let work = try TempDir()
         let layout = try twoPlatformLayout(in: work)

@@ -196,11 +196,15 @@ public struct ELFFile: Sendable, Equatable {
         guard let load = segments.first(where: {
             $0.type == PT_LOAD && strtabAddr >= $0.vaddr && strtabAddr - $0.vaddr < $0.filesz
         }) else { throw .malformed("DT_STRTAB 0x\(String(strtabAddr, radix: 16)) is in no PT_LOAD segment") }
-        let strOffset = load.offset + (strtabAddr - load.vaddr)
+        // Offsets come from the file: a hostile one must not overflow (the fuzzer found one).
+        let (strOffset, overflow) = load.offset.addingReportingOverflow(strtabAddr - load.vaddr)
+        guard !overflow else { throw .malformed("DT_STRTAB 0x\(String(strtabAddr, radix: 16)) maps past the end of any file") }
         let limit = min(strsz ?? UInt64.max, load.filesz - (strtabAddr - load.vaddr))
         func string(_ off: UInt64) throws(ParseError) -> String {
             guard off < limit else { throw .malformed("string offset \(off) past the string table") }
-            return try r.cString(at: strOffset + off, max: Int(min(limit - off, 1 << 20)))
+            let (at, overflow) = strOffset.addingReportingOverflow(off)
+            guard !overflow else { throw .malformed("string offset \(off) past the end of any file") }
+            return try r.cString(at: at, max: Int(min(limit - off, 1 << 20)))
         }
         needed = []
         for n in neededOffsets { needed.append(try string(n)) }

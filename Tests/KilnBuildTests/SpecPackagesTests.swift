@@ -1,28 +1,6 @@
 import Testing
 @testable import KilnBuild
 
-private let specPath = "/specs/app/spec.yaml"
-
-private func parse(_ yaml: String) throws -> Spec {
-    try Spec.parse(text: yaml, path: specPath)
-}
-
-/// Expects parsing to fail with a message starting `spec.yaml:LINE: ` that contains each of `parts`.
-private func expectError(_ yaml: String, line: Int, _ parts: String...,
-                         sourceLocation: Testing.SourceLocation = #_sourceLocation) {
-    do {
-        let spec = try parse(yaml)
-        Issue.record("expected an error, got \(spec)", sourceLocation: sourceLocation)
-    } catch let e as BuildError {
-        #expect(e.message.hasPrefix("\(specPath):\(line): "), "\(e.message)", sourceLocation: sourceLocation)
-        for p in parts {
-            #expect(e.message.contains(p), "\(e.message) should contain \(p)", sourceLocation: sourceLocation)
-        }
-    } catch {
-        Issue.record("expected a BuildError, got \(error)", sourceLocation: sourceLocation)
-    }
-}
-
 /// A spec with `packages: [python3]` and the given `repositories` items (each already indented).
 private func withRepositories(_ items: String) -> String {
     "name: hello\npackages: [python3]\nrepositories:\n" + items

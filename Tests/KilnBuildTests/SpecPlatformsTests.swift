@@ -3,12 +3,6 @@ import KilnOCI
 import Testing
 @testable import KilnBuild
 
-private let specPath = "/specs/app/spec.yaml"
-
-private func parse(_ yaml: String) throws -> Spec {
-    try Spec.parse(text: yaml, path: specPath)
-}
-
 /// The message of the BuildError `body` throws ("" and a failed expectation if none).
 private func message(_ body: () throws -> Any, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> String {
     do {
@@ -20,13 +14,6 @@ private func message(_ body: () throws -> Any, sourceLocation: Testing.SourceLoc
         Issue.record("expected a BuildError, got \(error)", sourceLocation: sourceLocation)
     }
     return ""
-}
-
-/// Expects parsing to fail at `spec.yaml:LINE: ` with each of `parts` in the message.
-private func expectError(_ yaml: String, line: Int, _ parts: String..., sourceLocation: Testing.SourceLocation = #_sourceLocation) {
-    let m = message({ try parse(yaml) }, sourceLocation: sourceLocation)
-    #expect(m.hasPrefix("\(specPath):\(line): "), "\(m)", sourceLocation: sourceLocation)
-    for p in parts { #expect(m.contains(p), "\(m) should contain \(p)", sourceLocation: sourceLocation) }
 }
 
 private let amd64 = Platform(architecture: "amd64", os: "linux")

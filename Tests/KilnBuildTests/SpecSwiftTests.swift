@@ -3,28 +3,6 @@ import KilnOCI
 import Testing
 @testable import KilnBuild
 
-private let specPath = "/specs/app/spec.yaml"
-
-private func parse(_ yaml: String) throws -> Spec {
-    try Spec.parse(text: yaml, path: specPath, environment: [:])
-}
-
-/// Expects a BuildError starting with `spec.yaml:LINE: ` and containing each of `parts`.
-private func expectError(_ yaml: String, line: Int, _ parts: String...,
-                         sourceLocation: Testing.SourceLocation = #_sourceLocation) {
-    do {
-        let spec = try parse(yaml)
-        Issue.record("expected an error, got \(spec)", sourceLocation: sourceLocation)
-    } catch let e as BuildError {
-        #expect(e.message.hasPrefix("\(specPath):\(line): "), "\(e.message)", sourceLocation: sourceLocation)
-        for p in parts {
-            #expect(e.message.contains(p), "\(e.message) should contain \(p)", sourceLocation: sourceLocation)
-        }
-    } catch {
-        Issue.record("expected a BuildError, got \(error)", sourceLocation: sourceLocation)
-    }
-}
-
 /// `swift:` content items (SpecParser+Contents.swift, SwiftProduct.swift).
 @Suite struct SpecSwiftTests {
     @Test func defaults() throws {

@@ -3,36 +3,6 @@ import KilnOCI
 import Testing
 @testable import KilnBuild
 
-private let specPath = "/specs/app/spec.yaml"
-
-private func parse(_ yaml: String, env: [String: String] = [:]) throws -> Spec {
-    try Spec.parse(text: yaml, path: specPath, environment: env)
-}
-
-/// The message of the BuildError that parsing `yaml` throws ("" and a failed expectation if none).
-private func failure(_ yaml: String, env: [String: String] = [:], sourceLocation: Testing.SourceLocation = #_sourceLocation) -> String {
-    do {
-        let spec = try parse(yaml, env: env)
-        Issue.record("expected an error, got \(spec)", sourceLocation: sourceLocation)
-        return ""
-    } catch let e as BuildError {
-        return e.message
-    } catch {
-        Issue.record("expected a BuildError, got \(error)", sourceLocation: sourceLocation)
-        return ""
-    }
-}
-
-/// Expects an error message starting with `spec.yaml:LINE: ` and containing each of `parts`.
-private func expectError(_ yaml: String, line: Int, _ parts: String..., env: [String: String] = [:],
-                         sourceLocation: Testing.SourceLocation = #_sourceLocation) {
-    let m = failure(yaml, env: env, sourceLocation: sourceLocation)
-    #expect(m.hasPrefix("\(specPath):\(line): "), "\(m)", sourceLocation: sourceLocation)
-    for p in parts {
-        #expect(m.contains(p), "\(m) should contain \(p)", sourceLocation: sourceLocation)
-    }
-}
-
 @Suite struct SpecParseTests {
     @Test func fullSpec() throws {
         let yaml = """
